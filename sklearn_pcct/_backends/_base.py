@@ -1,0 +1,55 @@
+"""The contract every backend fulfils (numpy and typing only)."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Backend", "Capabilities", "BackendUnavailableError"]
+
+
+class BackendUnavailableError(ImportError):
+    """The requested backend's library is not installed or has no device."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do.
+
+    Parameters
+    ----------
+    dtypes : tuple of str
+        Floating dtypes the backend keeps without conversion.
+    device : str
+        ``"cpu"`` or ``"gpu"``.
+    metrics : tuple of str
+        Canonical metric names it supports (``"callable"`` for user metrics).
+    """
+
+    dtypes: tuple
+    device: str
+    metrics: tuple
+
+
+class Backend(Protocol):
+    """Operations over :class:`~sklearn_pcct._tree.TreeVersion` objects.
+
+    ``n_threads`` is always an explicit positive integer; backends never read
+    configuration of their own.
+    """
+
+    name: str
+    capabilities: Capabilities
+
+    def build(self, X, metric, n_threads):
+        """Build a tree over the rows of ``X`` (sample ids ``0..n-1``)."""
+
+    def knn(self, tree, Q, k, n_threads):
+        """``(dist, ind)`` of shape ``(n_queries, k)``, sorted by (dist, ind)."""
+
+    def knn_fitted(self, tree, k, n_threads):
+        """Same as :meth:`knn` with the fitted samples as queries (self included)."""
+
+    def radius(self, tree, Q, r, n_threads):
+        """``(indptr, ind, dist)`` CSR layout of the neighbours within ``r[i]``."""
+
+    def radius_fitted(self, tree, r, n_threads):
+        """Same as :meth:`radius` with the fitted samples as queries."""

@@ -1,0 +1,359 @@
+"""Numba kernels for exact queries on the preorder snapshot of a cover tree.
+
+Node ids are preorder positions: the subtree of node ``v`` is the contiguous
+range ``[v, subtree_end[v])`` and the root is node 0. Children of ``v`` are
+``child_idx[child_ptr[v]:child_ptr[v + 1]]``; the extra members of ``v``'s
+duplicate group (samples at distance exactly zero from ``v``) are
+``dup_idx[dup_ptr[v]:dup_ptr[v + 1]]``.
+
+Pruning (ALGORITHMS.md section 7.1): every point below ``v`` lies within
+``radius[v]`` of ``v``, so for a query ``q`` it is at least
+``d(q, v) - radius[v]`` away, and a child ``c`` of ``v`` is at least
+``|d(q, v) - parent_dist[c]| - radius[c]`` away without computing
+``d(q, c)``. A subtree is dropped only when that bound exceeds the current
+k-th distance (or the radius) by more than a relative rounding slack, so
+points tied with the k-th neighbour are never lost; ties are then resolved
+by sample index.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._metrics import distance
+
+__all__ = ["knn", "radius_count", "radius_fill"]
+
+# Relative slack on pruning decisions (ALGORITHMS.md section 13).
+PRUNE_SLACK = 2.0**-40
+
+
+@njit(cache=True)
+def _before(d1, i1, d2, i2):
+    return d1 < d2 or (d1 == d2 and i1 < i2)
+
+
+@njit(cache=True)
+def _result_offer(rd, ri, cnt, k, d, i):
+    """Offer ``(d, i)`` to the bounded max-heap ``rd, ri``; return the new size."""
+    if cnt < k:
+        j = cnt
+        cnt += 1
+        while j > 0:
+            par = (j - 1) >> 1
+            if _before(rd[par], ri[par], d, i):
+                rd[j] = rd[par]
+                ri[j] = ri[par]
+                j = par
+            else:
+                break
+        rd[j] = d
+        ri[j] = i
+        return cnt
+    if not _before(d, i, rd[0], ri[0]):
+        return cnt
+    j = 0
+    while True:
+        left = 2 * j + 1
+        if left >= cnt:
+            break
+        big = left
+        right = left + 1
+        if right < cnt and _before(rd[left], ri[left], rd[right], ri[right]):
+            big = right
+        if _before(d, i, rd[big], ri[big]):
+            rd[j] = rd[big]
+            ri[j] = ri[big]
+            j = big
+        else:
+            break
+    rd[j] = d
+    ri[j] = i
+    return cnt
+
+
+@njit(cache=True)
+def _result_sort(rd, ri, cnt):
+    """Heap-sort the result heap in place into ascending ``(distance, index)``."""
+    for end in range(cnt - 1, 0, -1):
+        d = rd[end]
+        i = ri[end]
+        rd[end] = rd[0]
+        ri[end] = ri[0]
+        j = 0
+        while True:
+            left = 2 * j + 1
+            if left >= end:
+                break
+            big = left
+            right = left + 1
+            if right < end and _before(rd[left], ri[left], rd[right], ri[right]):
+                big = right
+            if _before(d, i, rd[big], ri[big]):
+                rd[j] = rd[big]
+                ri[j] = ri[big]
+                j = big
+            else:
+                break
+        rd[j] = d
+        ri[j] = i
+
+
+@njit(cache=True)
+def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx):
+    cnt = _result_offer(rd, ri, cnt, k, d, node_sample[v])
+    for t in range(dup_ptr[v], dup_ptr[v + 1]):
+        cnt = _result_offer(rd, ri, cnt, k, d, dup_idx[t])
+    return cnt
+
+
+@njit(cache=True)
+def _knn_range(
+    Q, lo, hi, points, node_sample, parent_dist, radius, child_ptr, child_idx,
+    dup_ptr, dup_idx, k, code, p, w, user, out_dist, out_ind, evals,
+):
+    rd = np.empty(k, dtype=np.float64)
+    ri = np.empty(k, dtype=np.int64)
+    cap = 64
+    h_lb = np.empty(cap, dtype=np.float64)
+    h_node = np.empty(cap, dtype=np.int64)
+    h_d = np.empty(cap, dtype=np.float64)
+    n_eval = 0
+    for qi in range(lo, hi):
+        q = Q[qi]
+        cnt = 0
+        tau = np.inf
+        d0 = distance(q, points[0], code, p, w, user)
+        n_eval += 1
+        cnt = _offer_node(rd, ri, cnt, k, d0, 0, node_sample, dup_ptr, dup_idx)
+        if cnt == k:
+            tau = rd[0]
+        hn = 0
+        if child_ptr[1] > child_ptr[0]:
+            h_lb[0] = max(0.0, d0 - radius[0])
+            h_node[0] = 0
+            h_d[0] = d0
+            hn = 1
+        while hn > 0:
+            lb = h_lb[0]
+            v = h_node[0]
+            dv = h_d[0]
+            # pop the minimum
+            hn -= 1
+            if hn > 0:
+                xl = h_lb[hn]
+                xn = h_node[hn]
+                xd = h_d[hn]
+                j = 0
+                while True:
+                    left = 2 * j + 1
+                    if left >= hn:
+                        break
+                    sm = left
+                    if left + 1 < hn and h_lb[left + 1] < h_lb[left]:
+                        sm = left + 1
+                    if h_lb[sm] < xl:
+                        h_lb[j] = h_lb[sm]
+                        h_node[j] = h_node[sm]
+                        h_d[j] = h_d[sm]
+                        j = sm
+                    else:
+                        break
+                h_lb[j] = xl
+                h_node[j] = xn
+                h_d[j] = xd
+            if lb - PRUNE_SLACK * (dv + radius[v]) > tau:
+                break
+            for t in range(child_ptr[v], child_ptr[v + 1]):
+                c = child_idx[t]
+                rc = radius[c]
+                pd = parent_dist[c]
+                if abs(dv - pd) - rc - PRUNE_SLACK * (dv + pd + rc) > tau:
+                    continue
+                dc = distance(q, points[c], code, p, w, user)
+                n_eval += 1
+                if cnt < k or not _before(rd[0], ri[0], dc, node_sample[c]):
+                    cnt = _offer_node(rd, ri, cnt, k, dc, c, node_sample, dup_ptr, dup_idx)
+                    if cnt == k:
+                        tau = rd[0]
+                if child_ptr[c + 1] > child_ptr[c]:
+                    lbc = dc - rc
+                    if lbc - PRUNE_SLACK * (dc + rc) > tau:
+                        continue
+                    if lbc < 0.0:
+                        lbc = 0.0
+                    if hn >= cap:
+                        cap *= 2
+                        nl = np.empty(cap, dtype=np.float64)
+                        nn = np.empty(cap, dtype=np.int64)
+                        nd = np.empty(cap, dtype=np.float64)
+                        nl[:hn] = h_lb[:hn]
+                        nn[:hn] = h_node[:hn]
+                        nd[:hn] = h_d[:hn]
+                        h_lb = nl
+                        h_node = nn
+                        h_d = nd
+                    j = hn
+                    hn += 1
+                    while j > 0:
+                        par = (j - 1) >> 1
+                        if h_lb[par] > lbc:
+                            h_lb[j] = h_lb[par]
+                            h_node[j] = h_node[par]
+                            h_d[j] = h_d[par]
+                            j = par
+                        else:
+                            break
+                    h_lb[j] = lbc
+                    h_node[j] = c
+                    h_d[j] = dc
+        _result_sort(rd, ri, cnt)
+        for t in range(cnt):
+            out_dist[qi, t] = rd[t]
+            out_ind[qi, t] = ri[t]
+        for t in range(cnt, k):
+            out_dist[qi, t] = np.inf
+            out_ind[qi, t] = -1
+    evals[0] = n_eval
+
+
+@njit(cache=True, parallel=True)
+def knn(
+    Q, chunks, points, node_sample, parent_dist, radius, child_ptr, child_idx,
+    dup_ptr, dup_idx, k, code, p, w, user,
+):
+    """Exact k nearest neighbours of every row of ``Q`` (best-first search).
+
+    ``chunks`` holds the boundaries of the query blocks handed to threads.
+    Returns ``(dist, ind, n_distance_evaluations)``; rows are sorted by
+    ``(distance, sample index)`` and padded with ``inf`` / ``-1`` when the
+    tree holds fewer than ``k`` samples.
+    """
+    n = Q.shape[0]
+    out_dist = np.empty((n, k), dtype=np.float64)
+    out_ind = np.empty((n, k), dtype=np.int64)
+    n_chunks = chunks.shape[0] - 1
+    evals = np.zeros((n_chunks, 1), dtype=np.int64)
+    for c in prange(n_chunks):
+        _knn_range(
+            Q, chunks[c], chunks[c + 1], points, node_sample, parent_dist, radius,
+            child_ptr, child_idx, dup_ptr, dup_idx, k, code, p, w, user,
+            out_dist, out_ind, evals[c],
+        )
+    return out_dist, out_ind, evals.sum()
+
+
+@njit(cache=True)
+def _radius_range(
+    Q, lo, hi, r, points, node_sample, parent_dist, radius, child_ptr, child_idx,
+    subtree_end, dup_ptr, dup_idx, code, p, w, user, indptr, out_ind, out_dist,
+    fill,
+):
+    """Count (``fill=False``) or write (``fill=True``) the radius neighbours."""
+    cap = 64
+    s_node = np.empty(cap, dtype=np.int64)
+    s_d = np.empty(cap, dtype=np.float64)
+    for qi in range(lo, hi):
+        q = Q[qi]
+        rq = r[qi]
+        pos = indptr[qi] if fill else 0
+        d0 = distance(q, points[0], code, p, w, user)
+        s_node[0] = 0
+        s_d[0] = d0
+        top = 1
+        while top > 0:
+            top -= 1
+            v = s_node[top]
+            dv = s_d[top]
+            rv = radius[v]
+            if dv - rv - PRUNE_SLACK * (dv + rv) > rq:
+                continue
+            e = subtree_end[v]
+            if dv + rv + PRUNE_SLACK * (dv + rv) <= rq:
+                # the whole subtree is inside the ball
+                if not fill:
+                    pos += (e - v) + dup_ptr[e] - dup_ptr[v]
+                    continue
+                for u in range(v, e):
+                    du = dv if u == v else distance(q, points[u], code, p, w, user)
+                    out_ind[pos] = node_sample[u]
+                    out_dist[pos] = du
+                    pos += 1
+                    for t in range(dup_ptr[u], dup_ptr[u + 1]):
+                        out_ind[pos] = dup_idx[t]
+                        out_dist[pos] = du
+                        pos += 1
+                continue
+            if dv <= rq:
+                if fill:
+                    out_ind[pos] = node_sample[v]
+                    out_dist[pos] = dv
+                    pos += 1
+                    for t in range(dup_ptr[v], dup_ptr[v + 1]):
+                        out_ind[pos] = dup_idx[t]
+                        out_dist[pos] = dv
+                        pos += 1
+                else:
+                    pos += 1 + dup_ptr[v + 1] - dup_ptr[v]
+            for t in range(child_ptr[v], child_ptr[v + 1]):
+                c = child_idx[t]
+                rc = radius[c]
+                pd = parent_dist[c]
+                if abs(dv - pd) - rc - PRUNE_SLACK * (dv + pd + rc) > rq:
+                    continue
+                if top >= cap:
+                    cap *= 2
+                    ns = np.empty(cap, dtype=np.int64)
+                    nd = np.empty(cap, dtype=np.float64)
+                    ns[:top] = s_node[:top]
+                    nd[:top] = s_d[:top]
+                    s_node = ns
+                    s_d = nd
+                s_node[top] = c
+                s_d[top] = distance(q, points[c], code, p, w, user)
+                top += 1
+        if not fill:
+            indptr[qi + 1] = pos
+
+
+@njit(cache=True, parallel=True)
+def radius_count(
+    Q, chunks, r, points, node_sample, parent_dist, radius, child_ptr, child_idx,
+    subtree_end, dup_ptr, dup_idx, code, p, w, user,
+):
+    """Number of samples within ``r[i]`` (inclusive) of every row ``Q[i]``.
+
+    Returns an ``indptr`` array of length ``n_queries + 1`` whose entry
+    ``i + 1`` holds the count of query ``i`` (not yet cumulated).
+    """
+    n = Q.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    dummy_i = np.empty(0, dtype=np.int64)
+    dummy_d = np.empty(0, dtype=np.float64)
+    for c in prange(chunks.shape[0] - 1):
+        _radius_range(
+            Q, chunks[c], chunks[c + 1], r, points, node_sample, parent_dist,
+            radius, child_ptr, child_idx, subtree_end, dup_ptr, dup_idx, code, p,
+            w, user, indptr, dummy_i, dummy_d, False,
+        )
+    return indptr
+
+
+@njit(cache=True, parallel=True)
+def radius_fill(
+    Q, chunks, r, indptr, points, node_sample, parent_dist, radius, child_ptr,
+    child_idx, subtree_end, dup_ptr, dup_idx, code, p, w, user,
+):
+    """Indices and distances of the radius neighbours, laid out by ``indptr``.
+
+    Within a row the order is the traversal order (unsorted).
+    """
+    nnz = indptr[-1]
+    out_ind = np.empty(nnz, dtype=np.int64)
+    out_dist = np.empty(nnz, dtype=np.float64)
+    for c in prange(chunks.shape[0] - 1):
+        _radius_range(
+            Q, chunks[c], chunks[c + 1], r, points, node_sample, parent_dist,
+            radius, child_ptr, child_idx, subtree_end, dup_ptr, dup_idx, code, p,
+            w, user, indptr, out_ind, out_dist, True,
+        )
+    return out_ind, out_dist

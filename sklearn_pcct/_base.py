@@ -1,0 +1,395 @@
+"""Shared estimator machinery: fitting and the neighbour query methods.
+
+The methods reproduce :class:`sklearn.neighbors.NearestNeighbors` exactly
+(signatures, error messages, ``X=None`` self-exclusion with its duplicate
+corner case, output dtypes, CSR shapes); only the search underneath differs.
+"""
+
+import numbers
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import effective_n_jobs
+from scipy.sparse import csr_array
+from sklearn.base import BaseEstimator
+
+from . import _core
+from ._backends import BACKENDS, resolve_backend
+from ._compat import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    align_sparse_api,
+    check_is_fitted,
+    validate_data,
+)
+from ._metric import resolve_metric
+
+__all__ = ["PCCTBase", "KNeighborsMixin", "RadiusNeighborsMixin"]
+
+_DTYPES = [np.float64, np.float32]
+
+
+def _to_object_array(parts):
+    out = np.empty(len(parts), dtype=object)
+    for i, part in enumerate(parts):
+        out[i] = part
+    return out
+
+
+class PCCTBase(BaseEstimator):
+    """Parameters, fitting and tags shared by the PCCT estimators."""
+
+    _parameter_constraints = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "metric": [str, callable],
+        "p": [Interval(Real, 0, None, closed="right")],
+        "metric_params": [dict, None],
+        "n_jobs": [Integral, None],
+        "backend": [StrOptions({"auto"} | set(BACKENDS))],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        return tags
+
+    def _n_threads(self):
+        return max(1, int(effective_n_jobs(self.n_jobs)))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Build the cover tree of the training data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 data stays float32; anything else is
+            converted to float64.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        spec, effective_metric, effective_params = resolve_metric(
+            self.metric, self.p, self.metric_params
+        )
+        X = validate_data(self, X, accept_sparse=False, dtype=_DTYPES, order="C")
+        if spec.name == "haversine" and X.shape[1] != 2:
+            raise ValueError(
+                "metric='haversine' needs exactly 2 features (latitude, longitude "
+                f"in radians), got {X.shape[1]}"
+            )
+        if spec.w is not None and spec.w.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"the Minkowski weights w have {spec.w.shape[0]} entries but X "
+                f"has {X.shape[1]} features"
+            )
+        backend = resolve_backend(self.backend, X)
+        tree = _core.build(X, spec, backend, self._n_threads())
+        self.effective_metric_ = effective_metric
+        self.effective_metric_params_ = effective_params
+        self.backend_ = backend.name
+        self.tree_ = tree
+        self.n_samples_fit_ = tree.n_samples
+        return self
+
+    def _validate_queries(self, X):
+        return validate_data(
+            self, X, accept_sparse=False, dtype=_DTYPES, order="C", reset=False
+        )
+
+    def _backend(self):
+        return resolve_backend(self.backend_)
+
+
+class KNeighborsMixin:
+    """``kneighbors`` and ``kneighbors_graph`` on a fitted cover tree."""
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """Find the K-neighbors of a point.
+
+        Returns indices of and distances to the neighbors of each point.
+
+        Parameters
+        ----------
+        X : {array-like} of shape (n_queries, n_features), default=None
+            The query point or points. If not provided, neighbors of each
+            indexed point are returned. In this case, the query point is not
+            considered its own neighbor.
+        n_neighbors : int, default=None
+            Number of neighbors required for each sample. The default is the
+            value passed to the constructor.
+        return_distance : bool, default=True
+            Whether or not to return the distances.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries, n_neighbors)
+            Distances to the neighbors, sorted ascending (ties by index);
+            only present if ``return_distance=True``.
+        neigh_ind : ndarray of shape (n_queries, n_neighbors)
+            Indices of the nearest points in the population matrix.
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> samples = [[0., 0., 0.], [0., .5, 0.], [1., 1., .5]]
+        >>> neigh = PCCTNeighbors(n_neighbors=1).fit(samples)
+        >>> neigh.kneighbors([[1., 1., 1.]])
+        (array([[0.5]]), array([[2]]))
+        """
+        check_is_fitted(self)
+        if n_neighbors is None:
+            n_neighbors = self.n_neighbors
+        elif n_neighbors <= 0:
+            raise ValueError("Expected n_neighbors > 0. Got %d" % n_neighbors)
+        elif not isinstance(n_neighbors, numbers.Integral):
+            raise TypeError(
+                "n_neighbors does not take %s value, enter integer value"
+                % type(n_neighbors)
+            )
+        n_neighbors = int(n_neighbors)
+        query_is_train = X is None
+        if query_is_train:
+            n_neighbors += 1
+            n_queries = self.n_samples_fit_
+        else:
+            X = self._validate_queries(X)
+            n_queries = X.shape[0]
+        if n_neighbors > self.n_samples_fit_:
+            if query_is_train:
+                n_neighbors -= 1
+                inequality_str = "n_neighbors < n_samples_fit"
+            else:
+                inequality_str = "n_neighbors <= n_samples_fit"
+            raise ValueError(
+                f"Expected {inequality_str}, but "
+                f"n_neighbors = {n_neighbors}, n_samples_fit = {self.n_samples_fit_}, "
+                f"n_samples = {n_queries}"
+            )
+        backend = self._backend()
+        if not query_is_train:
+            dist, ind = _core.knn(self.tree_, X, n_neighbors, backend, self._n_threads())
+            return (dist, ind) if return_distance else ind
+        dist, ind = _core.knn_fitted(self.tree_, n_neighbors, backend, self._n_threads())
+        # Drop the sample itself; if more duplicates than neighbours pushed it
+        # out of the first n_neighbors + 1, drop the first one instead (the
+        # scikit-learn rule).
+        sample_mask = ind != np.arange(n_queries)[:, None]
+        dup_gr_nbrs = np.all(sample_mask, axis=1)
+        sample_mask[:, 0][dup_gr_nbrs] = False
+        ind = np.reshape(ind[sample_mask], (n_queries, n_neighbors - 1))
+        if not return_distance:
+            return ind
+        dist = np.reshape(dist[sample_mask], (n_queries, n_neighbors - 1))
+        return dist, ind
+
+    def kneighbors_graph(self, X=None, n_neighbors=None, mode="connectivity"):
+        """Compute the (weighted) graph of k-Neighbors for points in X.
+
+        Parameters
+        ----------
+        X : {array-like} of shape (n_queries, n_features), default=None
+            The query point or points. If not provided, neighbors of each
+            indexed point are returned. In this case, the query point is not
+            considered its own neighbor.
+        n_neighbors : int, default=None
+            Number of neighbors for each sample. The default is the value
+            passed to the constructor.
+        mode : {'connectivity', 'distance'}, default='connectivity'
+            Type of returned matrix: 'connectivity' will return the
+            connectivity matrix with ones and zeros, in 'distance' the edges
+            are distances between points.
+
+        Returns
+        -------
+        A : sparse-matrix of shape (n_queries, n_samples_fit)
+            CSR matrix; ``A[i, j]`` is the weight of the edge from ``i`` to
+            ``j``. Each row stores its neighbours in ascending distance,
+            explicit zero distances included.
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> neigh = PCCTNeighbors(n_neighbors=2).fit([[0], [3], [1]])
+        >>> neigh.kneighbors_graph([[0], [3], [1]]).toarray()
+        array([[1., 0., 1.],
+               [0., 1., 1.],
+               [1., 0., 1.]])
+        """
+        check_is_fitted(self)
+        if n_neighbors is None:
+            n_neighbors = self.n_neighbors
+        if mode == "connectivity":
+            A_ind = self.kneighbors(X, n_neighbors, return_distance=False)
+            A_data = np.ones(A_ind.size)
+        elif mode == "distance":
+            A_data, A_ind = self.kneighbors(X, n_neighbors, return_distance=True)
+            A_data = np.ravel(A_data)
+        else:
+            raise ValueError(
+                'Unsupported mode, must be one of "connectivity", '
+                f'or "distance" but got "{mode}" instead'
+            )
+        n_queries, k = A_ind.shape
+        A_indptr = np.arange(0, n_queries * k + 1, k)
+        graph = csr_array(
+            (A_data, A_ind.ravel(), A_indptr), shape=(n_queries, self.n_samples_fit_)
+        )
+        return align_sparse_api(graph)
+
+
+class RadiusNeighborsMixin:
+    """``radius_neighbors`` and ``radius_neighbors_graph`` on a fitted tree."""
+
+    def _radius_csr(self, X, radius):
+        """CSR ``(indptr, ind, dist)`` of the radius neighbours, self excluded for X=None."""
+        check_is_fitted(self)
+        if radius is None:
+            radius = self.radius
+        radius_arr = np.asarray(radius, dtype=np.float64)
+        if radius_arr.ndim > 1 or np.any(np.isnan(radius_arr)) or np.any(radius_arr < 0):
+            raise ValueError(
+                f"radius must be a non-negative number (or one per query), got {radius!r}"
+            )
+        backend = self._backend()
+        if X is not None:
+            X = self._validate_queries(X)
+            if radius_arr.ndim == 1 and radius_arr.shape[0] != X.shape[0]:
+                raise ValueError(
+                    f"radius has {radius_arr.shape[0]} entries for {X.shape[0]} queries"
+                )
+            return _core.radius(self.tree_, X, radius_arr, backend, self._n_threads())
+        if radius_arr.ndim != 0:
+            raise ValueError("radius must be a scalar when X is None")
+        indptr, ind, dist = _core.radius_fitted(
+            self.tree_, float(radius_arr), backend, self._n_threads()
+        )
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        keep = ind != rows
+        counts = np.bincount(rows[keep], minlength=len(indptr) - 1)
+        indptr = np.concatenate(([0], np.cumsum(counts)))
+        return indptr, ind[keep], dist[keep]
+
+    @staticmethod
+    def _sort_rows(indptr, ind, dist):
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        order = np.lexsort((ind, dist, rows))
+        return ind[order], dist[order]
+
+    def radius_neighbors(
+        self, X=None, radius=None, return_distance=True, sort_results=False
+    ):
+        """Find the neighbors within a given radius of a point or points.
+
+        Return the indices and distances of each point from the dataset lying
+        in a ball with size ``radius`` around the points of the query array.
+        Points lying on the boundary are included in the results.
+
+        Parameters
+        ----------
+        X : {array-like} of shape (n_queries, n_features), default=None
+            The query point or points. If not provided, neighbors of each
+            indexed point are returned. In this case, the query point is not
+            considered its own neighbor.
+        radius : float or array-like of shape (n_queries,), default=None
+            Limiting distance of neighbors to return. The default is the
+            value passed to the constructor.
+        return_distance : bool, default=True
+            Whether or not to return the distances.
+        sort_results : bool, default=False
+            If True, the distances and indices will be sorted by increasing
+            distances (ties by index) before being returned.
+
+        Returns
+        -------
+        neigh_dist : ndarray of shape (n_queries,) of arrays
+            Array of arrays representing the distances to each point, only
+            present if ``return_distance=True``.
+        neigh_ind : ndarray of shape (n_queries,) of arrays
+            An array of arrays of indices of the approximate nearest points
+            from the population matrix that lie within a ball of size
+            ``radius`` around the query points.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> samples = [[0., 0., 0.], [0., .5, 0.], [1., 1., .5]]
+        >>> neigh = PCCTNeighbors(radius=1.6).fit(samples)
+        >>> dist, ind = neigh.radius_neighbors([[1., 1., 1.]], sort_results=True)
+        >>> print(dist[0], ind[0])
+        [0.5 1.5] [2 1]
+        """
+        if sort_results and not return_distance:
+            raise ValueError("return_distance must be True if sort_results is True.")
+        indptr, ind, dist = self._radius_csr(X, radius)
+        if sort_results:
+            ind, dist = self._sort_rows(indptr, ind, dist)
+        cuts = indptr[1:-1]
+        neigh_ind = _to_object_array(np.split(ind, cuts))
+        if not return_distance:
+            return neigh_ind
+        return _to_object_array(np.split(dist, cuts)), neigh_ind
+
+    def radius_neighbors_graph(
+        self, X=None, radius=None, mode="connectivity", sort_results=False
+    ):
+        """Compute the (weighted) graph of Neighbors for points in X.
+
+        Neighborhoods are restricted the points at a distance lower than
+        radius.
+
+        Parameters
+        ----------
+        X : {array-like} of shape (n_queries, n_features), default=None
+            The query point or points. If not provided, neighbors of each
+            indexed point are returned. In this case, the query point is not
+            considered its own neighbor.
+        radius : float, default=None
+            Radius of neighborhoods. The default is the value passed to the
+            constructor.
+        mode : {'connectivity', 'distance'}, default='connectivity'
+            Type of returned matrix: 'connectivity' will return the
+            connectivity matrix with ones and zeros, in 'distance' the edges
+            are distances between points.
+        sort_results : bool, default=False
+            If True, in each row of the result, the non-zero entries will be
+            sorted by increasing distances. Only used with mode='distance'.
+
+        Returns
+        -------
+        A : sparse-matrix of shape (n_queries, n_samples_fit)
+            CSR matrix; ``A[i, j]`` is the weight of the edge from ``i`` to
+            ``j``, explicit zero distances included.
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> neigh = PCCTNeighbors(radius=1.5).fit([[0], [3], [1]])
+        >>> neigh.radius_neighbors_graph([[0], [3], [1]]).toarray()
+        array([[1., 0., 1.],
+               [0., 1., 0.],
+               [1., 0., 1.]])
+        """
+        if mode not in ("connectivity", "distance"):
+            raise ValueError(
+                'Unsupported mode, must be one of "connectivity", or '
+                f'"distance" but got "{mode}" instead'
+            )
+        indptr, ind, dist = self._radius_csr(X, radius)
+        if mode == "distance":
+            if sort_results:
+                ind, dist = self._sort_rows(indptr, ind, dist)
+            data = dist
+        else:
+            data = np.ones(ind.shape[0])
+        n_queries = len(indptr) - 1
+        graph = csr_array((data, ind, indptr), shape=(n_queries, self.n_samples_fit_))
+        return align_sparse_api(graph)

@@ -1,0 +1,168 @@
+"""Estimator-free functional API over an explicit backend (no sklearn).
+
+Every function takes the backend and the thread count explicitly; nothing
+here reads configuration. Updates (added by later issues) return new
+:class:`~sklearn_pcct._tree.TreeVersion` objects and leave their inputs
+untouched.
+"""
+
+import numpy as np
+
+__all__ = ["build", "knn", "knn_fitted", "radius", "radius_fitted"]
+
+
+def build(X, metric, backend, n_threads=1):
+    """Build the cover tree of the rows of ``X``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite float32 or float64 data, C-contiguous.
+    metric : MetricSpec
+        A validated metric (see :func:`sklearn_pcct._metric.resolve_metric`).
+    backend : Backend
+        The backend that runs the kernels.
+    n_threads : int, default=1
+        Threads for the parallel steps.
+
+    Returns
+    -------
+    tree : TreeVersion
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> tree = build(np.eye(3), MetricSpec("euclidean"), get_backend("numba"))
+    >>> tree.n_samples, tree.n_nodes
+    (3, 3)
+    """
+    return backend.build(X, metric, n_threads)
+
+
+def knn(tree, Q, k, backend, n_threads=1):
+    """Exact ``k`` nearest fitted samples of every row of ``Q``.
+
+    Parameters
+    ----------
+    tree : TreeVersion
+    Q : ndarray of shape (n_queries, n_features)
+    k : int
+        Number of neighbours, at most ``tree.n_samples``.
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    dist : ndarray of shape (n_queries, k), float64
+    ind : ndarray of shape (n_queries, k), int64
+        Rows sorted by ``(distance, sample index)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build, knn
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> tree = build(np.array([[0.0], [1.0], [3.0]]), MetricSpec("euclidean"), be)
+    >>> knn(tree, np.array([[0.9]]), 2, be)
+    (array([[0.1, 0.9]]), array([[1, 0]]))
+    """
+    return backend.knn(tree, Q, k, n_threads)
+
+
+def knn_fitted(tree, k, backend, n_threads=1):
+    """``k`` nearest samples of every fitted sample, the sample itself included.
+
+    Parameters
+    ----------
+    tree : TreeVersion
+    k : int
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    dist : ndarray of shape (n_samples, k), float64
+    ind : ndarray of shape (n_samples, k), int64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build, knn_fitted
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> tree = build(np.array([[0.0], [1.0], [3.0]]), MetricSpec("euclidean"), be)
+    >>> knn_fitted(tree, 2, be)[1]
+    array([[0, 1],
+           [1, 0],
+           [2, 1]])
+    """
+    return backend.knn_fitted(tree, k, n_threads)
+
+
+def radius(tree, Q, r, backend, n_threads=1):
+    """Fitted samples within distance ``r`` (inclusive) of every row of ``Q``.
+
+    Parameters
+    ----------
+    tree : TreeVersion
+    Q : ndarray of shape (n_queries, n_features)
+    r : float or ndarray of shape (n_queries,)
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    indptr : ndarray of shape (n_queries + 1,), int64
+    ind : ndarray of shape (nnz,), int64
+    dist : ndarray of shape (nnz,), float64
+        CSR layout; the order inside a row is unspecified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build, radius
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> tree = build(np.array([[0.0], [1.0], [3.0]]), MetricSpec("euclidean"), be)
+    >>> indptr, ind, dist = radius(tree, np.array([[0.0]]), 1.0, be)
+    >>> sorted(ind.tolist())
+    [0, 1]
+    """
+    r = np.broadcast_to(np.asarray(r, dtype=np.float64), (len(Q),))
+    return backend.radius(tree, Q, r, n_threads)
+
+
+def radius_fitted(tree, r, backend, n_threads=1):
+    """Radius neighbours of every fitted sample, the sample itself included.
+
+    Parameters
+    ----------
+    tree : TreeVersion
+    r : float
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    indptr, ind, dist : ndarrays
+        CSR layout with one row per fitted sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build, radius_fitted
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> tree = build(np.array([[0.0], [1.0], [3.0]]), MetricSpec("euclidean"), be)
+    >>> radius_fitted(tree, 1.0, be)[0]
+    array([0, 2, 4, 5])
+    """
+    return backend.radius_fitted(tree, float(r), n_threads)

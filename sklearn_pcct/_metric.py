@@ -1,0 +1,218 @@
+"""Metric descriptions shared by every layer (numpy only).
+
+A cover tree prunes with the triangle inequality, so only true metrics (or
+pseudometrics) are accepted. :func:`resolve_metric` turns the sklearn-style
+triple ``(metric, p, metric_params)`` into a frozen :class:`MetricSpec`, or
+explains why a requested distance cannot be used and what to use instead.
+:func:`pairwise_distances` is a slow, obviously-correct NumPy implementation
+used by the invariant checker and the reference oracles.
+"""
+
+from dataclasses import dataclass, field
+from numbers import Real
+
+import numpy as np
+
+__all__ = ["MetricSpec", "resolve_metric", "pairwise_distances", "VALID_METRICS"]
+
+VALID_METRICS = (
+    "euclidean",
+    "l2",
+    "manhattan",
+    "cityblock",
+    "l1",
+    "chebyshev",
+    "infinity",
+    "minkowski",
+    "haversine",
+)
+
+_ALIASES = {
+    "l2": "euclidean",
+    "cityblock": "manhattan",
+    "l1": "manhattan",
+    "infinity": "chebyshev",
+}
+
+_NOT_METRICS = {
+    "sqeuclidean": (
+        "squared Euclidean distance violates the triangle inequality; use "
+        "metric='euclidean' (same neighbours, take the square of the distances)"
+    ),
+    "cosine": (
+        "cosine distance (1 - cos) violates the triangle inequality; "
+        "L2-normalise the rows and use metric='euclidean' (same neighbours, "
+        "cosine distance = euclidean**2 / 2)"
+    ),
+    "correlation": (
+        "correlation distance (1 - r) violates the triangle inequality; centre "
+        "and L2-normalise the rows and use metric='euclidean' (same neighbours)"
+    ),
+    "precomputed": (
+        "a precomputed distance matrix needs no tree; use "
+        "sklearn.neighbors.NearestNeighbors(metric='precomputed')"
+    ),
+    "nan_euclidean": "missing values are not supported; impute them first",
+}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A validated metric.
+
+    Parameters
+    ----------
+    name : {"euclidean", "manhattan", "chebyshev", "minkowski", "haversine", \
+            "callable"}
+        Canonical metric name.
+    p : float, default=2.0
+        Power of the Minkowski metric (``name == "minkowski"`` only).
+    w : ndarray of shape (n_features,) or None, default=None
+        Non-negative Minkowski weights, or None.
+    func : callable or None, default=None
+        The user's metric when ``name == "callable"``.
+    """
+
+    name: str
+    p: float = 2.0
+    w: np.ndarray | None = field(default=None, compare=False)
+    func: object = field(default=None, compare=False)
+
+
+def resolve_metric(metric, p=2, metric_params=None):
+    """Validate ``metric``, ``p`` and ``metric_params`` as sklearn maps them.
+
+    Parameters
+    ----------
+    metric : str or callable
+        Metric name, or a Numba-compilable function ``f(a, b) -> float`` of
+        two 1-D float64 arrays that satisfies the triangle inequality.
+    p : float, default=2
+        Minkowski power; ``metric_params["p"]`` takes precedence.
+    metric_params : dict or None, default=None
+        Extra parameters: ``p`` and ``w`` for ``"minkowski"``.
+
+    Returns
+    -------
+    spec : MetricSpec
+        The canonical metric.
+    effective_metric : str or callable
+        What sklearn stores in ``effective_metric_``.
+    effective_params : dict
+        What sklearn stores in ``effective_metric_params_``.
+
+    Examples
+    --------
+    >>> from sklearn_pcct._metric import resolve_metric
+    >>> spec, name, params = resolve_metric("minkowski", p=1)
+    >>> spec.name, name, params
+    ('manhattan', 'manhattan', {})
+    """
+    params = {} if metric_params is None else dict(metric_params)
+    if callable(metric):
+        if params:
+            raise ValueError(
+                "metric_params are not supported with a callable metric; bind "
+                "them in the function (for example with a closure)"
+            )
+        return MetricSpec("callable", func=metric), metric, {}
+    if not isinstance(metric, str):
+        raise TypeError(f"metric must be a string or a callable, got {metric!r}")
+    if metric in _NOT_METRICS:
+        raise ValueError(
+            f"metric={metric!r} cannot be used by a cover tree: {_NOT_METRICS[metric]}."
+        )
+    if metric not in VALID_METRICS:
+        raise ValueError(
+            f"metric={metric!r} is not supported. Supported metrics: "
+            f"{sorted(VALID_METRICS)}, or a Numba-jitted callable that is a "
+            "true metric."
+        )
+    if metric != "minkowski":
+        unknown = set(params)
+        if unknown:
+            raise ValueError(
+                f"metric_params {sorted(unknown)} are not used by metric={metric!r}"
+            )
+        return MetricSpec(_ALIASES.get(metric, metric)), metric, params
+    unknown = set(params) - {"p", "w"}
+    if unknown:
+        raise ValueError(
+            f"metric_params {sorted(unknown)} are not used by metric='minkowski'"
+        )
+    eff_p = params.pop("p", p)
+    w = params.pop("w", None)
+    if not isinstance(eff_p, Real) or isinstance(eff_p, bool) or np.isnan(eff_p):
+        raise ValueError(f"p must be a number >= 1, got {eff_p!r}")
+    if eff_p < 1:
+        raise ValueError(
+            f"p={eff_p} < 1 does not give a metric (the triangle inequality "
+            "fails) and cannot be used by a cover tree; use p >= 1, or "
+            "sklearn.neighbors.NearestNeighbors(algorithm='brute')."
+        )
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError("the Minkowski weights w must be a 1-D array of finite values >= 0")
+    if w is None and eff_p == 1:
+        return MetricSpec("manhattan"), "manhattan", {}
+    if w is None and eff_p == 2:
+        return MetricSpec("euclidean"), "euclidean", {}
+    if w is None and np.isinf(eff_p):
+        return MetricSpec("chebyshev"), "chebyshev", {}
+    if np.isinf(eff_p):
+        raise ValueError("weighted Minkowski with p=inf is not supported")
+    spec = MetricSpec("minkowski", p=float(eff_p), w=w)
+    return spec, "minkowski", {"p": eff_p, "w": None if w is None else w}
+
+
+def pairwise_distances(A, B, spec):
+    """Dense distance matrix between the rows of ``A`` and ``B`` (float64).
+
+    A slow reference implementation in the difference form.
+
+    Parameters
+    ----------
+    A : array-like of shape (n_a, n_features)
+    B : array-like of shape (n_b, n_features)
+    spec : MetricSpec
+
+    Returns
+    -------
+    D : ndarray of shape (n_a, n_b)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._metric import MetricSpec, pairwise_distances
+    >>> pairwise_distances(np.zeros((1, 2)), np.array([[3.0, 4.0]]), MetricSpec("euclidean"))
+    array([[5.]])
+    """
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    if spec.name == "callable":
+        return np.array([[float(spec.func(a, b)) for b in B] for a in A]).reshape(
+            len(A), len(B)
+        )
+    D = np.empty((len(A), len(B)))
+    for i, a in enumerate(A):
+        diff = np.abs(a[None, :] - B)
+        if spec.name == "euclidean":
+            D[i] = np.sqrt((diff * diff).sum(axis=1))
+        elif spec.name == "manhattan":
+            D[i] = diff.sum(axis=1)
+        elif spec.name == "chebyshev":
+            D[i] = diff.max(axis=1) if diff.shape[1] else 0.0
+        elif spec.name == "minkowski":
+            terms = diff**spec.p
+            if spec.w is not None:
+                terms = terms * spec.w
+            D[i] = terms.sum(axis=1) ** (1.0 / spec.p)
+        elif spec.name == "haversine":
+            s0 = np.sin(0.5 * (a[0] - B[:, 0]))
+            s1 = np.sin(0.5 * (a[1] - B[:, 1]))
+            h = np.minimum(s0 * s0 + np.cos(a[0]) * np.cos(B[:, 0]) * s1 * s1, 1.0)
+            D[i] = 2.0 * np.arcsin(np.sqrt(h))
+        else:  # pragma: no cover - resolve_metric never produces it
+            raise ValueError(spec.name)
+    return D

@@ -1,0 +1,170 @@
+"""PCCTTransformer: the KNeighborsTransformer contract on a cover tree."""
+
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+
+from ._base import KNeighborsMixin, PCCTBase
+from ._compat import StrOptions, _fit_context, check_is_fitted
+
+__all__ = ["PCCTTransformer"]
+
+
+class PCCTTransformer(
+    ClassNamePrefixFeaturesOutMixin, KNeighborsMixin, TransformerMixin, PCCTBase
+):
+    """Transform X into an exact (weighted) graph of k nearest neighbors.
+
+    A drop-in replacement for :class:`sklearn.neighbors.KNeighborsTransformer`:
+    the output is a CSR matrix of shape ``(n_queries, n_samples_fit)`` whose
+    rows hold each query's neighbours in ascending distance. In
+    ``mode='distance'`` every row stores ``n_neighbors + 1`` entries, because
+    each training sample is its own first neighbour (stored as an explicit
+    zero), which is what estimators with ``metric='precomputed'`` expect.
+
+    Parameters
+    ----------
+    mode : {'distance', 'connectivity'}, default='distance'
+        Type of returned matrix: 'connectivity' will return the connectivity
+        matrix with ones and zeros, and 'distance' will return the distances
+        between neighbors according to the given metric.
+    n_neighbors : int, default=5
+        Number of neighbors for each sample in the transformed sparse graph.
+        For compatibility reasons, as each sample is considered as its own
+        neighbor, one extra neighbor will be computed when mode ==
+        'distance'. In this case, the sparse graph contains
+        (n_neighbors + 1) neighbors.
+    metric : str or callable, default='minkowski'
+        A true metric, as for :class:`PCCTNeighbors`.
+    p : float, default=2
+        Power of the Minkowski metric.
+    metric_params : dict, default=None
+        Additional keyword arguments for the metric.
+    n_jobs : int, default=None
+        Number of threads; ``None`` means 1, ``-1`` all processors.
+    backend : {'auto', 'numba'}, default='auto'
+        Which implementation runs the kernels.
+
+    Attributes
+    ----------
+    effective_metric_ : str or callable
+        The distance metric used.
+    effective_metric_params_ : dict
+        Additional keyword arguments for the metric.
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+    n_samples_fit_ : int
+        Number of samples in the fitted data.
+    tree_ : TreeVersion
+        The immutable cover tree.
+    backend_ : str
+        The backend that built the tree.
+
+    See Also
+    --------
+    PCCTNeighbors : The neighbour queries themselves.
+    sklearn.neighbors.KNeighborsTransformer : The scikit-learn transformer.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_wine
+    >>> from sklearn.manifold import Isomap
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn_pcct import PCCTTransformer
+    >>> X, _ = load_wine(return_X_y=True)
+    >>> estimator = make_pipeline(
+    ...     PCCTTransformer(n_neighbors=10, mode='distance'),
+    ...     Isomap(n_components=3, metric='precomputed'))
+    >>> X_embedded = estimator.fit_transform(X)
+    >>> X_embedded.shape
+    (178, 3)
+    """
+
+    _parameter_constraints = {
+        **PCCTBase._parameter_constraints,
+        "mode": [StrOptions({"distance", "connectivity"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        mode="distance",
+        n_neighbors=5,
+        metric="minkowski",
+        p=2,
+        metric_params=None,
+        n_jobs=None,
+        backend="auto",
+    ):
+        self.mode = mode
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.p = p
+        self.metric_params = metric_params
+        self.n_jobs = n_jobs
+        self.backend = backend
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the k-nearest neighbors transformer from the training dataset.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : PCCTTransformer
+            The fitted k-nearest neighbors transformer.
+        """
+        self = super().fit(X)
+        self._n_features_out = self.n_samples_fit_
+        return self
+
+    def transform(self, X):
+        """Compute the (weighted) graph of Neighbors for points in X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_transform, n_features)
+            Sample data.
+
+        Returns
+        -------
+        Xt : sparse matrix of shape (n_samples_transform, n_samples_fit)
+            Xt[i, j] is assigned the weight of edge that connects i to j.
+            Only the neighbors have an explicit value.
+            The diagonal is always explicit.
+            The matrix is of CSR format.
+        """
+        check_is_fitted(self)
+        add_one = self.mode == "distance"
+        return self.kneighbors_graph(
+            X, mode=self.mode, n_neighbors=self.n_neighbors + add_one
+        )
+
+    def fit_transform(self, X, y=None):
+        """Fit to data, then transform it.
+
+        Fits transformer to X and y and returns a transformed version of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training set.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        Xt : sparse matrix of shape (n_samples, n_samples)
+            Xt[i, j] is assigned the weight of edge that connects i to j.
+            Only the neighbors have an explicit value.
+            The diagonal is always explicit.
+            The matrix is of CSR format.
+        """
+        return self.fit(X).transform(X)
