@@ -76,6 +76,22 @@ class PCCTBase(BaseEstimator):
         self : object
             The fitted estimator.
         """
+        # validate_data(reset=True) sets the feature attributes before it
+        # checks the data; a failed fit must leave a fitted estimator as it was
+        saved = {
+            key: self.__dict__[key]
+            for key in ("n_features_in_", "feature_names_in_")
+            if key in self.__dict__
+        }
+        try:
+            return self._fit(X)
+        except BaseException:
+            for key in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(key, None)
+            self.__dict__.update(saved)
+            raise
+
+    def _fit(self, X):
         spec, effective_metric, effective_params = resolve_metric(
             self.metric, self.p, self.metric_params
         )
@@ -148,11 +164,10 @@ class KNeighborsMixin:
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         elif n_neighbors <= 0:
-            raise ValueError("Expected n_neighbors > 0. Got %d" % n_neighbors)
+            raise ValueError(f"Expected n_neighbors > 0. Got {n_neighbors:d}")
         elif not isinstance(n_neighbors, numbers.Integral):
             raise TypeError(
-                "n_neighbors does not take %s value, enter integer value"
-                % type(n_neighbors)
+                f"n_neighbors does not take {type(n_neighbors)} value, enter integer value"
             )
         n_neighbors = int(n_neighbors)
         query_is_train = X is None
@@ -313,9 +328,8 @@ class RadiusNeighborsMixin:
             Array of arrays representing the distances to each point, only
             present if ``return_distance=True``.
         neigh_ind : ndarray of shape (n_queries,) of arrays
-            An array of arrays of indices of the approximate nearest points
-            from the population matrix that lie within a ball of size
-            ``radius`` around the query points.
+            An array of arrays of indices of the fitted points that lie
+            within a ball of size ``radius`` around the query points.
 
         Examples
         --------

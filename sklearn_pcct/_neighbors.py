@@ -13,8 +13,8 @@ class PCCTNeighbors(KNeighborsMixin, RadiusNeighborsMixin, PCCTBase):
 
     A drop-in replacement for :class:`sklearn.neighbors.NearestNeighbors`:
     same methods, same results (ties broken by sample index), found with a
-    compressed cover tree (Elkin and Kurlin) built and searched by parallel
-    Numba kernels.
+    compressed cover tree (Elkin and Kurlin) built and searched by Numba
+    kernels (queries run in parallel).
 
     Parameters
     ----------
@@ -37,9 +37,9 @@ class PCCTNeighbors(KNeighborsMixin, RadiusNeighborsMixin, PCCTBase):
         Additional keyword arguments for the metric (``p`` and ``w`` for
         'minkowski').
     n_jobs : int, default=None
-        Number of threads for building and querying. ``None`` means 1
-        unless in a :obj:`joblib.parallel_backend` context; ``-1`` means all
-        processors.
+        Number of threads for the parallel steps (the queries). ``None``
+        means 1 unless in a :obj:`joblib.parallel_config` context; ``-1``
+        means all processors.
     backend : {'auto', 'numba'}, default='auto'
         Which implementation runs the kernels; 'auto' picks 'numba' for
         NumPy input.

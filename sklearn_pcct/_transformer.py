@@ -39,7 +39,9 @@ class PCCTTransformer(
     metric_params : dict, default=None
         Additional keyword arguments for the metric.
     n_jobs : int, default=None
-        Number of threads; ``None`` means 1, ``-1`` all processors.
+        Number of threads for the parallel steps (the queries). ``None``
+        means 1 unless in a :obj:`joblib.parallel_config` context; ``-1``
+        means all processors.
     backend : {'auto', 'numba'}, default='auto'
         Which implementation runs the kernels.
 

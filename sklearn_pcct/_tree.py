@@ -179,7 +179,7 @@ def check_tree_invariants(tree, *, max_pairs=4_000_000, rtol=1e-9, random_state=
     par = tree.parent[child]
     if np.any(tree.level[child] >= tree.level[par]):
         fail("correctness", "a child's level must be below its parent's")
-    d_par = np.array([d_rows([c], [q])[0, 0] for c, q in zip(child, par)])
+    d_par = np.array([d_rows([c], [q])[0, 0] for c, q in zip(child, par, strict=True)])
     tol = rtol * (1.0 + d_par)
     if not np.allclose(d_par, tree.parent_dist[child], rtol=rtol, atol=0):
         fail("correctness", "parent_dist does not match the metric")
@@ -225,7 +225,7 @@ def check_tree_invariants(tree, *, max_pairs=4_000_000, rtol=1e-9, random_state=
     for s in range(0, ia.size, step):
         a, b = ia[s : s + step], ib[s : s + step]
         dist = np.array(
-            [d_rows([x], [y])[0, 0] for x, y in zip(a, b)]
+            [d_rows([x], [y])[0, 0] for x, y in zip(a, b, strict=True)]
         ) if spec.name == "callable" else _paired(tree.points[a], tree.points[b], spec)
         sep = np.ldexp(1.0, np.minimum(tree.level[a], tree.level[b]))
         bad = dist <= sep * (1 - rtol)
@@ -255,6 +255,6 @@ def _paired(A, B, spec):
             out[s : s + step] = diff.max(axis=1) if diff.shape[1] else 0.0
         else:
             out[s : s + step] = [
-                pairwise_distances(x[None], y[None], spec)[0, 0] for x, y in zip(a, b)
+                pairwise_distances(x[None], y[None], spec)[0, 0] for x, y in zip(a, b, strict=True)
             ]
     return out

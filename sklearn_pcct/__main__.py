@@ -1,0 +1,38 @@
+"""Command line: ``python -m sklearn_pcct demo``."""
+
+import argparse
+import sys
+
+from ._demo import run_demo
+
+
+def main(argv=None):
+    """Run the command line interface.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        0 when every checked row was exact.
+    """
+    parser = argparse.ArgumentParser(prog="python -m sklearn_pcct")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo", help="exact kNN graphs of a spatial dataset and of digits, next to the peers"
+    )
+    demo.add_argument("--n-samples", type=int, default=100_000)
+    demo.add_argument("--n-neighbors", type=int, default=15)
+    demo.add_argument("--n-jobs", type=int, default=-1)
+    demo.add_argument("--n-check", type=int, default=200)
+    demo.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    ok = run_demo(args.n_samples, args.n_neighbors, args.n_jobs, args.n_check, args.seed)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
