@@ -1,21 +1,24 @@
 """The immutable tree version: a compressed cover tree in flat arrays.
 
-Layout (ALGORITHMS.md sections 2.3 and 3.2). Node ids are preorder positions,
-so the subtree of node ``v`` is the contiguous range ``[v, subtree_end[v])``
-and the root is node 0.
+Layout (ALGORITHMS.md sections 2.3 and 3.2, with sibling blocks). Node ids
+come from a depth-first walk that numbers all children of a node at once:
+the root is node 0, the children of node ``v`` are the consecutive ids
+``[child_start[v], child_stop[v])`` and all descendants of ``v`` (``v``
+excluded) form the contiguous range ``[child_start[v], desc_stop[v])``.
 
-======================  ================================================
-``points[v]``           the point of node ``v`` (rows in preorder)
-``node_sample[v]``      sample index of the point of ``v``
-``level[v]``            level ``l(v)``; the root's is above every other
-``parent[v]``           parent node, ``-1`` for the root
-``parent_dist[v]``      ``d(v, parent(v))`` (0 for the root)
-``radius[v]``           upper bound on ``d(v, x)`` over the subtree of ``v``
-``child_ptr/child_idx``  CSR child lists, levels descending
-``subtree_end[v]``      one past the last node of the subtree of ``v``
-``dup_ptr/dup_idx``     CSR lists of the other samples at distance exactly
-                        zero from ``v`` (duplicate groups)
-======================  ================================================
+==========================  ==============================================
+``points[v]``               the point of node ``v``
+``node_sample[v]``          sample index of the point of ``v``
+``level[v]``                level ``l(v)``; the root's is above every other
+``parent[v]``               parent node, ``-1`` for the root
+``parent_dist[v]``          ``d(v, parent(v))`` (0 for the root)
+``radius[v]``               upper bound on ``d(v, x)`` over the subtree of
+                            ``v`` (exact up to a rounding slack)
+``child_start/child_stop``  the children of ``v``, levels descending
+``desc_stop[v]``            end of the range of the descendants of ``v``
+``dup_ptr/dup_idx``         CSR lists of the other samples at distance
+                            exactly zero from ``v`` (duplicate groups)
+==========================  ==============================================
 
 Invariants (Elkin--Kurlin, Def. 2.1), with ``C_i = {v : l(v) >= i}``:
 
@@ -53,9 +56,9 @@ class TreeVersion:
     parent: np.ndarray
     parent_dist: np.ndarray
     radius: np.ndarray
-    child_ptr: np.ndarray
-    child_idx: np.ndarray
-    subtree_end: np.ndarray
+    child_start: np.ndarray
+    child_stop: np.ndarray
+    desc_stop: np.ndarray
     dup_ptr: np.ndarray
     dup_idx: np.ndarray
     n_samples: int
@@ -65,7 +68,7 @@ class TreeVersion:
     def __post_init__(self):
         for name in (
             "points", "node_sample", "level", "parent", "parent_dist", "radius",
-            "child_ptr", "child_idx", "subtree_end", "dup_ptr", "dup_idx",
+            "child_start", "child_stop", "desc_stop", "dup_ptr", "dup_idx",
         ):
             arr = getattr(self, name)
             if arr.flags.writeable:
@@ -144,30 +147,52 @@ def check_tree_invariants(tree, *, max_pairs=4_000_000, rtol=1e-9, random_state=
     def d_rows(a, b):
         return pairwise_distances(tree.points[a], tree.points[b], spec)
 
-    # -- structure: preorder, parents, child lists, ends, duplicate groups
+    # -- structure: one root, sibling blocks, descendant ranges, duplicate groups
     if n == 0:
         if tree.n_samples != 0:
             fail("correctness", "empty tree with samples")
         return
     if tree.parent[0] != -1 or np.any(tree.parent[1:] < 0):
         fail("correctness", "node 0 must be the only root")
-    if tree.child_ptr[0] != 0 or tree.child_ptr[-1] != n - 1:
-        fail("correctness", "child lists must hold every non-root node once")
-    counts = np.diff(tree.child_ptr)
-    owners = np.repeat(np.arange(n), counts)
-    if not np.array_equal(np.sort(tree.child_idx), np.arange(1, n)):
-        fail("correctness", "child lists must hold every non-root node once")
-    if not np.array_equal(tree.parent[tree.child_idx], owners):
-        fail("correctness", "child lists disagree with parent pointers")
+    counts = tree.child_stop - tree.child_start
+    if np.any(counts < 0) or counts.sum() != n - 1:
+        fail("correctness", "child blocks must hold every non-root node once")
+    owner = np.full(n, -1, dtype=np.int64)
+    for v in np.flatnonzero(counts):
+        block = slice(tree.child_start[v], tree.child_stop[v])
+        if np.any(owner[block] != -1):
+            fail("correctness", "child blocks overlap")
+        owner[block] = v
+    if not np.array_equal(owner[1:], tree.parent[1:]):
+        fail("correctness", "child blocks disagree with parent pointers")
     if np.any(tree.parent[1:] >= np.arange(1, n)):
-        fail("correctness", "a parent must precede its children in preorder")
+        fail("correctness", "a parent must have a smaller id than its children")
+    depth_first = np.zeros(n, dtype=np.int64)  # end of each descendant range
+    for v in range(n - 1, -1, -1):
+        depth_first[v] = tree.child_stop[v] if counts[v] else tree.child_start[v]
+        for c in range(tree.child_start[v], tree.child_stop[v]):
+            if counts[c]:
+                depth_first[v] = max(depth_first[v], depth_first[c])
     size = np.ones(n, dtype=np.int64)
     for v in range(n - 1, 0, -1):
         size[tree.parent[v]] += size[v]
-    if not np.array_equal(tree.subtree_end, np.arange(n) + size):
-        fail("correctness", "subtree_end does not match the parent pointers")
+    has = counts > 0
+    if not np.array_equal(tree.desc_stop[has], depth_first[has]) or not np.array_equal(
+        (tree.desc_stop - tree.child_start)[has], size[has] - 1
+    ):
+        fail("correctness", "descendant ranges do not match the parent pointers")
+    for v in np.flatnonzero(has):
+        desc = np.arange(tree.child_start[v], tree.desc_stop[v])
+        a = tree.parent[desc]
+        while True:  # every node of the range must descend from v
+            above = (a != v) & (a > v)
+            if not np.any(above):
+                break
+            a = np.where(above, tree.parent[np.maximum(a, 0)], a)
+        if np.any(a != v):
+            fail("correctness", f"the descendant range of node {v} holds other nodes")
     for v in range(n):  # children listed by level descending
-        lv = tree.level[tree.child_idx[tree.child_ptr[v] : tree.child_ptr[v + 1]]]
+        lv = tree.level[tree.child_start[v] : tree.child_stop[v]]
         if np.any(np.diff(lv) > 0):
             fail("correctness", f"children of node {v} are not sorted by level")
     members = np.concatenate([tree.node_sample, tree.dup_idx])
@@ -192,11 +217,8 @@ def check_tree_invariants(tree, *, max_pairs=4_000_000, rtol=1e-9, random_state=
     # -- radius bounds (exhaustive or sampled over (node, descendant) pairs)
     total = int(np.sum(size - 1))
     frac = min(1.0, max_pairs / max(total, 1))
-    for v in range(n):
-        lo, hi = v + 1, tree.subtree_end[v]
-        if hi <= lo:
-            continue
-        desc = np.arange(lo, hi)
+    for v in np.flatnonzero(has):
+        desc = np.arange(tree.child_start[v], tree.desc_stop[v])
         if frac < 1.0:
             desc = desc[rng.random(desc.size) < frac]
             if desc.size == 0:

@@ -7,30 +7,34 @@ The tree is built by inserting a batch of points into a (possibly empty)
 ``node_level[v]``    level ``l(v)``; a lone root stores ``NO_LEVEL``
 ``node_parent[v]``   parent node, ``-1`` for the root
 ``node_pdist[v]``    ``d(v, parent(v))``
+``node_radius[v]``   exact ``max d(v, x)`` over the subtree of ``v``
 ``first_child[v]``   head of ``v``'s child list (``-1`` if none); the list is
                      sorted by level descending, ties by node id
 ``next_sibling[v]``  next node in the parent's child list (``-1`` at the end)
 ``row_node[r]``      node that represents row ``r`` (exact duplicates share it)
 
-Insertion follows the descent of ALGORITHMS.md section 5.1: a point ``x`` gets
+Insertion follows the rule of ALGORITHMS.md section 5.1: a point ``x`` gets
 the level ``J(x) - 1`` where ``J(x)`` is the lowest level at which it would
 violate separation, and the nearest valid node of ``C_{J(x)}`` as parent.
 A point at distance exactly zero from an existing node joins that node's
 duplicate group instead of creating a node (ALGORITHMS.md section 12).
 
-:func:`snapshot` then lays the tree out in preorder (every subtree is a
-contiguous range of node ids) with CSR child lists and subtree radii, the
+:func:`snapshot` then renumbers the nodes so that every node's children
+are consecutive and every node's descendants form one contiguous range, the
 read-optimised form that the query kernels use.
+
+Subtree radii are exact (each insertion computes its distance to every
+ancestor), which both the insertion search and the queries prune with.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._metrics import distance
 
-__all__ = ["NO_LEVEL", "ceil_log2", "insert_rows", "snapshot", "exact_radii"]
+__all__ = ["NO_LEVEL", "RADIUS_SLACK", "ceil_log2", "insert_rows", "snapshot"]
 
 NO_LEVEL = -(2**30)
 # Relative slack added to stored radii so that rounding in the distances can
@@ -73,6 +77,53 @@ def _link_child(parent, child, node_level, first_child, next_sibling):
 
 
 @njit(cache=True)
+def _heap_push(h_lb, h_node, h_d, hn, lb, v, dv):
+    """Push onto the min-heap ``(h_lb, h_node, h_d)`` of size ``hn`` (room assumed)."""
+    j = hn
+    while j > 0:
+        par = (j - 1) >> 1
+        if h_lb[par] > lb:
+            h_lb[j] = h_lb[par]
+            h_node[j] = h_node[par]
+            h_d[j] = h_d[par]
+            j = par
+        else:
+            break
+    h_lb[j] = lb
+    h_node[j] = v
+    h_d[j] = dv
+
+
+@njit(cache=True)
+def _heap_pop(h_lb, h_node, h_d, hn):
+    """Remove the minimum of a heap of size ``hn`` (the caller read it first)."""
+    hn -= 1
+    if hn == 0:
+        return
+    xl = h_lb[hn]
+    xn = h_node[hn]
+    xd = h_d[hn]
+    j = 0
+    while True:
+        left = 2 * j + 1
+        if left >= hn:
+            break
+        sm = left
+        if left + 1 < hn and h_lb[left + 1] < h_lb[left]:
+            sm = left + 1
+        if h_lb[sm] < xl:
+            h_lb[j] = h_lb[sm]
+            h_node[j] = h_node[sm]
+            h_d[j] = h_d[sm]
+            j = sm
+        else:
+            break
+    h_lb[j] = xl
+    h_node[j] = xn
+    h_d[j] = xd
+
+
+@njit(cache=True)
 def insert_rows(
     X,
     rows,
@@ -82,6 +133,7 @@ def insert_rows(
     node_level,
     node_parent,
     node_pdist,
+    node_radius,
     first_child,
     next_sibling,
     row_node,
@@ -92,19 +144,26 @@ def insert_rows(
 ):
     """Insert the rows ``rows`` of ``X`` one after the other (section 5.1).
 
-    The node arrays must have room for ``n_nodes + len(rows)`` nodes. Returns
-    ``(n_nodes, root, n_distances)`` after the insertions.
+    For a point ``x`` the lowest failing level is
+    ``J = min { ceil_log2 d(x, a) : d(x, a) <= 2^l(a) }``; ``x`` gets level
+    ``J - 1`` under the nearest node ``a`` with ``l(a) >= J`` and
+    ``d(x, a) <= 2^J``. Instead of the level-by-level sweep of the brief,
+    the candidates are found by a best-first search that prunes a subtree
+    when its radius bound shows that no node in it can lower ``J`` or be a
+    parent (the same nodes qualify; far fewer are visited in higher
+    dimension). ``node_radius`` holds exact subtree radii and is updated on
+    the ancestor path of every new node.
+
+    The node arrays must have room for ``n_nodes + len(rows)`` nodes.
+    Returns ``(n_nodes, root, n_distance_evaluations)``.
     """
-    q_node = np.empty(256, dtype=np.int64)
-    q_dist = np.empty(256, dtype=np.float64)
-    q_cur = np.empty(256, dtype=np.int64)
-    n_node = np.empty(256, dtype=np.int64)
-    n_dist = np.empty(256, dtype=np.float64)
-    n_cur = np.empty(256, dtype=np.int64)
-    n_dist_evals = 0
+    cap = 256
+    h_lb = np.empty(cap, dtype=np.float64)
+    h_node = np.empty(cap, dtype=np.int64)
+    h_d = np.empty(cap, dtype=np.float64)
+    n_eval = 0
     for t in range(rows.shape[0]):
         r = rows[t]
-        x = X[r]
         if root == -1:
             v = n_nodes
             n_nodes += 1
@@ -112,82 +171,78 @@ def insert_rows(
             node_level[v] = NO_LEVEL
             node_parent[v] = -1
             node_pdist[v] = 0.0
+            node_radius[v] = 0.0
             first_child[v] = -1
             next_sibling[v] = -1
             row_node[r] = v
             root = v
             continue
-        d_root = distance(x, X[node_row[root]], code, p, w, user)
-        n_dist_evals += 1
+        d_root = distance(X, r, X, node_row[root], code, p, w, user)
+        n_eval += 1
         if d_root == 0.0:
             row_node[r] = root
             continue
-        c_root = ceil_log2(d_root)
-        if node_level[root] < c_root:
-            node_level[root] = c_root
-        # Contributors: nodes a with d(x, a) <= 2^l(a); J = min ceil_log2(d).
-        J = c_root
+        J = ceil_log2(d_root)
+        if node_level[root] < J:
+            node_level[root] = J
         par = root
         par_d = d_root
-        q_node[0] = root
-        q_dist[0] = d_root
-        q_cur[0] = first_child[root]
-        nq = 1
         dup = -1
-        while True:
-            j = NO_LEVEL
-            for i in range(nq):
-                c = q_cur[i]
-                if c != -1 and node_level[c] > j:
-                    j = node_level[c]
-            if j == NO_LEVEL:
+        hn = 0
+        if first_child[root] != -1:
+            _heap_push(h_lb, h_node, h_d, hn, max(0.0, d_root - node_radius[root]), root, d_root)
+            hn = 1
+        while hn > 0:
+            lb = h_lb[0]
+            a = h_node[0]
+            da = h_d[0]
+            _heap_pop(h_lb, h_node, h_d, hn)
+            hn -= 1
+            two_J = math.ldexp(1.0, J)
+            if lb > two_J:
                 break
-            bound = math.ldexp(1.0, j + 1)
-            half = math.ldexp(1.0, j)
-            nn = 0
-            for i in range(nq):
-                c = q_cur[i]
-                while c != -1 and node_level[c] == j:
-                    dc = distance(x, X[node_row[c]], code, p, w, user)
-                    n_dist_evals += 1
-                    if dc == 0.0:
-                        dup = c
-                        break
-                    if dc <= bound:
-                        if dc <= half:
-                            cl = ceil_log2(dc)
-                            if cl < J or (
-                                cl == J and (dc < par_d or (dc == par_d and c < par))
-                            ):
-                                J = cl
-                                par = c
-                                par_d = dc
-                        if nn >= n_node.shape[0]:
-                            n_node = _grow(n_node, nn + 1)
-                            n_dist = _grow(n_dist, nn + 1)
-                            n_cur = _grow(n_cur, nn + 1)
-                        n_node[nn] = c
-                        n_dist[nn] = dc
-                        n_cur[nn] = first_child[c]
-                        nn += 1
+            if lb > math.ldexp(1.0, node_level[a] - 1):
+                continue
+            c = first_child[a]
+            while c != -1:
+                lc = node_level[c]
+                reach = math.ldexp(1.0, lc)
+                if two_J < reach:
+                    reach = two_J
+                rc = node_radius[c]
+                if abs(da - node_pdist[c]) - rc > reach:
                     c = next_sibling[c]
-                if dup != -1:
+                    continue
+                dc = distance(X, r, X, node_row[c], code, p, w, user)
+                n_eval += 1
+                if dc == 0.0:
+                    dup = c
                     break
-                if q_dist[i] <= bound:
-                    if nn >= n_node.shape[0]:
-                        n_node = _grow(n_node, nn + 1)
-                        n_dist = _grow(n_dist, nn + 1)
-                        n_cur = _grow(n_cur, nn + 1)
-                    n_node[nn] = q_node[i]
-                    n_dist[nn] = q_dist[i]
-                    n_cur[nn] = c
-                    nn += 1
-            if dup != -1 or nn == 0:
+                if dc <= math.ldexp(1.0, lc):
+                    cl = ceil_log2(dc)
+                    if cl < J or (cl == J and (dc < par_d or (dc == par_d and c < par))):
+                        J = cl
+                        par = c
+                        par_d = dc
+                        two_J = math.ldexp(1.0, J)
+                        if reach > two_J:
+                            reach = two_J
+                if first_child[c] != -1:
+                    sub = math.ldexp(1.0, lc - 1)
+                    if two_J < sub:
+                        sub = two_J
+                    lbc = dc - rc
+                    if lbc <= sub:
+                        if hn >= cap:
+                            cap *= 2
+                            h_lb = _grow(h_lb, cap)
+                            h_node = _grow(h_node, cap)
+                            h_d = _grow(h_d, cap)
+                        _heap_push(h_lb, h_node, h_d, hn, max(0.0, lbc), c, dc)
+                        hn += 1
+                c = next_sibling[c]
+            if dup != -1:
                 break
-            q_node, n_node = n_node, q_node
-            q_dist, n_dist = n_dist, q_dist
-            q_cur, n_cur = n_cur, q_cur
-            nq = nn
         if dup != -1:
             row_node[r] = dup
             continue
@@ -197,92 +252,70 @@ def insert_rows(
         node_level[v] = J - 1
         node_parent[v] = par
         node_pdist[v] = par_d
+        node_radius[v] = 0.0
         first_child[v] = -1
         next_sibling[v] = -1
         row_node[r] = v
         _link_child(par, v, node_level, first_child, next_sibling)
-    return n_nodes, root, n_dist_evals
+        # exact radii on the ancestor path
+        if par_d > node_radius[par]:
+            node_radius[par] = par_d
+        a = node_parent[par]
+        while a != -1:
+            da = distance(X, r, X, node_row[a], code, p, w, user)
+            n_eval += 1
+            if da > node_radius[a]:
+                node_radius[a] = da
+            a = node_parent[a]
+    return n_nodes, root, n_eval
 
 
 @njit(cache=True)
-def snapshot(n_nodes, root, node_level, node_parent, node_pdist, first_child, next_sibling):
-    """Preorder layout of a dynamic tree.
+def snapshot(n_nodes, root, first_child, next_sibling):
+    """Read-optimised layout of a dynamic tree ("sibling blocks in DFS order").
 
-    Returns ``(order, child_ptr, child_idx, subtree_end, radius_bound)`` where
-    ``order[t]`` is the dynamic node at preorder position ``t``; children,
-    ends and radii are expressed in preorder positions. ``radius_bound[t]`` is
-    the cheap bound ``max_c min(d(t, c) + radius[c], 2^(l(c) + 2))`` over the
-    children ``c`` (ALGORITHMS.md section 5.4), without slack.
+    New ids are given by a depth-first walk that, on reaching a node,
+    numbers all of its children at once. Hence the children of every node
+    are consecutive ids ``[child_start, child_stop)`` and all descendants of
+    a node (itself excluded) form the contiguous range
+    ``[child_start, desc_stop)``: a query scans a node's children as one
+    sequential block, and a small subtree as one flat range.
+
+    Returns ``(order, child_start, child_stop, desc_stop)`` where
+    ``order[t]`` is the dynamic node given the new id ``t``; leaves have
+    ``child_start == child_stop == desc_stop``.
     """
     order = np.empty(n_nodes, dtype=np.int64)
-    pos = np.empty(n_nodes, dtype=np.int64)
+    new_id = np.empty(n_nodes, dtype=np.int64)
     stack = np.empty(n_nodes, dtype=np.int64)
-    tmp = np.empty(n_nodes, dtype=np.int64)
-    n_children = np.zeros(n_nodes, dtype=np.int64)
-    top = 0
+    child_start = np.zeros(n_nodes, dtype=np.int64)
+    child_stop = np.zeros(n_nodes, dtype=np.int64)
+    desc_stop = np.zeros(n_nodes, dtype=np.int64)
+    order[0] = root
+    new_id[root] = 0
+    nxt = 1
     stack[0] = root
     top = 1
-    t = 0
     while top > 0:
         top -= 1
         v = stack[top]
-        order[t] = v
-        pos[v] = t
-        t += 1
-        m = 0
+        nv = new_id[v]
+        first = nxt
         c = first_child[v]
         while c != -1:
-            tmp[m] = c
-            m += 1
+            new_id[c] = nxt
+            order[nxt] = c
+            nxt += 1
             c = next_sibling[c]
-        n_children[pos[v]] = m
-        for i in range(m - 1, -1, -1):
-            stack[top] = tmp[i]
+        child_start[nv] = first
+        child_stop[nv] = nxt
+        for t in range(nxt - 1, first - 1, -1):
+            stack[top] = order[t]
             top += 1
-    child_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
-    for i in range(n_nodes):
-        child_ptr[i + 1] = child_ptr[i] + n_children[i]
-    child_idx = np.empty(child_ptr[n_nodes], dtype=np.int64)
-    for i in range(n_nodes):
-        k = child_ptr[i]
-        c = first_child[order[i]]
-        while c != -1:
-            child_idx[k] = pos[c]
-            k += 1
-            c = next_sibling[c]
-    size = np.ones(n_nodes, dtype=np.int64)
-    radius = np.zeros(n_nodes, dtype=np.float64)
-    for i in range(n_nodes - 1, 0, -1):
-        par = pos[node_parent[order[i]]]
-        size[par] += size[i]
-        b = node_pdist[order[i]] + radius[i]
-        cap = math.ldexp(1.0, node_level[order[i]] + 2)
-        if cap < b:
-            b = cap
-        if b > radius[par]:
-            radius[par] = b
-    subtree_end = np.arange(n_nodes) + size
-    return order, child_ptr, child_idx, subtree_end, radius
-
-
-@njit(cache=True, parallel=True)
-def exact_radii(points, subtree_end, radius, max_size, code, p, w, user):
-    """Tighten ``radius`` in place to the exact subtree radius where cheap.
-
-    For every node whose subtree holds at most ``max_size`` nodes the radius
-    becomes ``max d(node, x)`` over its subtree (a contiguous preorder range);
-    the others keep their bound. Finally every radius is inflated by a
-    relative rounding slack.
-    """
-    n = points.shape[0]
-    for i in prange(n):
-        e = subtree_end[i]
-        if e - i > 1 and e - i <= max_size:
-            r = 0.0
-            for j in range(i + 1, e):
-                d = distance(points[i], points[j], code, p, w, user)
-                if d > r:
-                    r = d
-            if r < radius[i]:
-                radius[i] = r
-        radius[i] *= 1.0 + RADIUS_SLACK
+    for t in range(n_nodes - 1, -1, -1):
+        e = child_stop[t]
+        for c in range(child_start[t], child_stop[t]):
+            if desc_stop[c] > e:
+                e = desc_stop[c]
+        desc_stop[t] = e
+    return order, child_start, child_stop, desc_stop

@@ -1,9 +1,10 @@
-"""Numba kernels for exact queries on the preorder snapshot of a cover tree.
+"""Numba kernels for exact queries on the read-optimised layout of a cover tree.
 
-Node ids are preorder positions: the subtree of node ``v`` is the contiguous
-range ``[v, subtree_end[v])`` and the root is node 0. Children of ``v`` are
-``child_idx[child_ptr[v]:child_ptr[v + 1]]``; the extra members of ``v``'s
-duplicate group (samples at distance exactly zero from ``v``) are
+Layout (see :func:`._kernels_build.snapshot`): the root is node 0; the
+children of node ``v`` are the consecutive nodes
+``[child_start[v], child_stop[v])`` and all descendants of ``v`` form the
+contiguous range ``[child_start[v], desc_stop[v])``. The extra members of
+``v``'s duplicate group (samples at distance exactly zero from ``v``) are
 ``dup_idx[dup_ptr[v]:dup_ptr[v + 1]]``.
 
 Pruning (ALGORITHMS.md section 7.1): every point below ``v`` lies within
@@ -13,7 +14,9 @@ Pruning (ALGORITHMS.md section 7.1): every point below ``v`` lies within
 ``d(q, c)``. A subtree is dropped only when that bound exceeds the current
 k-th distance (or the radius) by more than a relative rounding slack, so
 points tied with the k-th neighbour are never lost; ties are then resolved
-by sample index.
+by sample index. A surviving subtree with at most ``leaf_size`` descendants
+is scanned as one flat range (sequential memory, no heap traffic), like the
+leaf bucket of a kd-tree.
 """
 
 import numpy as np
@@ -27,12 +30,12 @@ __all__ = ["knn", "radius_count", "radius_fill"]
 PRUNE_SLACK = 2.0**-40
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _before(d1, i1, d2, i2):
     return d1 < d2 or (d1 == d2 and i1 < i2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _result_offer(rd, ri, cnt, k, d, i):
     """Offer ``(d, i)`` to the bounded max-heap ``rd, ri``; return the new size."""
     if cnt < k:
@@ -98,7 +101,7 @@ def _result_sort(rd, ri, cnt):
         ri[j] = i
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx):
     cnt = _result_offer(rd, ri, cnt, k, d, node_sample[v])
     for t in range(dup_ptr[v], dup_ptr[v + 1]):
@@ -108,8 +111,9 @@ def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx):
 
 @njit(cache=True)
 def _knn_range(
-    Q, lo, hi, points, node_sample, parent_dist, radius, child_ptr, child_idx,
-    dup_ptr, dup_idx, k, code, p, w, user, out_dist, out_ind, evals,
+    Q, lo, hi, points, node_sample, parent_dist, radius, child_start, child_stop,
+    desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p, w, user, out_dist, out_ind,
+    evals,
 ):
     rd = np.empty(k, dtype=np.float64)
     ri = np.empty(k, dtype=np.int64)
@@ -119,16 +123,15 @@ def _knn_range(
     h_d = np.empty(cap, dtype=np.float64)
     n_eval = 0
     for qi in range(lo, hi):
-        q = Q[qi]
         cnt = 0
         tau = np.inf
-        d0 = distance(q, points[0], code, p, w, user)
+        d0 = distance(Q, qi, points, 0, code, p, w, user)
         n_eval += 1
         cnt = _offer_node(rd, ri, cnt, k, d0, 0, node_sample, dup_ptr, dup_idx)
         if cnt == k:
             tau = rd[0]
         hn = 0
-        if child_ptr[1] > child_ptr[0]:
+        if child_stop[0] > child_start[0]:
             h_lb[0] = max(0.0, d0 - radius[0])
             h_node[0] = 0
             h_d[0] = d0
@@ -163,21 +166,33 @@ def _knn_range(
                 h_d[j] = xd
             if lb - PRUNE_SLACK * (dv + radius[v]) > tau:
                 break
-            for t in range(child_ptr[v], child_ptr[v + 1]):
-                c = child_idx[t]
+            for c in range(child_start[v], child_stop[v]):
                 rc = radius[c]
                 pd = parent_dist[c]
                 if abs(dv - pd) - rc - PRUNE_SLACK * (dv + pd + rc) > tau:
                     continue
-                dc = distance(q, points[c], code, p, w, user)
+                dc = distance(Q, qi, points, c, code, p, w, user)
                 n_eval += 1
                 if cnt < k or not _before(rd[0], ri[0], dc, node_sample[c]):
                     cnt = _offer_node(rd, ri, cnt, k, dc, c, node_sample, dup_ptr, dup_idx)
                     if cnt == k:
                         tau = rd[0]
-                if child_ptr[c + 1] > child_ptr[c]:
+                cs = child_start[c]
+                if child_stop[c] > cs:
                     lbc = dc - rc
                     if lbc - PRUNE_SLACK * (dc + rc) > tau:
+                        continue
+                    e = desc_stop[c]
+                    if e - cs <= leaf_size:
+                        for u in range(cs, e):
+                            du = distance(Q, qi, points, u, code, p, w, user)
+                            n_eval += 1
+                            if cnt < k or not _before(rd[0], ri[0], du, node_sample[u]):
+                                cnt = _offer_node(
+                                    rd, ri, cnt, k, du, u, node_sample, dup_ptr, dup_idx
+                                )
+                                if cnt == k:
+                                    tau = rd[0]
                         continue
                     if lbc < 0.0:
                         lbc = 0.0
@@ -218,8 +233,8 @@ def _knn_range(
 
 @njit(cache=True, parallel=True)
 def knn(
-    Q, chunks, points, node_sample, parent_dist, radius, child_ptr, child_idx,
-    dup_ptr, dup_idx, k, code, p, w, user,
+    Q, chunks, points, node_sample, parent_dist, radius, child_start, child_stop,
+    desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p, w, user,
 ):
     """Exact k nearest neighbours of every row of ``Q`` (best-first search).
 
@@ -236,29 +251,42 @@ def knn(
     for c in prange(n_chunks):
         _knn_range(
             Q, chunks[c], chunks[c + 1], points, node_sample, parent_dist, radius,
-            child_ptr, child_idx, dup_ptr, dup_idx, k, code, p, w, user,
-            out_dist, out_ind, evals[c],
+            child_start, child_stop, desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p,
+            w, user, out_dist, out_ind, evals[c],
         )
     return out_dist, out_ind, evals.sum()
 
 
+@njit(cache=True, inline="always")
+def _emit(u, du, node_sample, dup_ptr, dup_idx, out_ind, out_dist, pos, fill):
+    """Write (or only count) node ``u`` and its duplicates at distance ``du``."""
+    if not fill:
+        return pos + 1 + dup_ptr[u + 1] - dup_ptr[u]
+    out_ind[pos] = node_sample[u]
+    out_dist[pos] = du
+    pos += 1
+    for t in range(dup_ptr[u], dup_ptr[u + 1]):
+        out_ind[pos] = dup_idx[t]
+        out_dist[pos] = du
+        pos += 1
+    return pos
+
+
 @njit(cache=True)
 def _radius_range(
-    Q, lo, hi, r, points, node_sample, parent_dist, radius, child_ptr, child_idx,
-    subtree_end, dup_ptr, dup_idx, code, p, w, user, indptr, out_ind, out_dist,
-    fill,
+    Q, lo, hi, r, points, node_sample, parent_dist, radius, child_start, child_stop,
+    desc_stop, dup_ptr, dup_idx, leaf_size, code, p, w, user, indptr, out_ind,
+    out_dist, fill,
 ):
     """Count (``fill=False``) or write (``fill=True``) the radius neighbours."""
     cap = 64
     s_node = np.empty(cap, dtype=np.int64)
     s_d = np.empty(cap, dtype=np.float64)
     for qi in range(lo, hi):
-        q = Q[qi]
         rq = r[qi]
         pos = indptr[qi] if fill else 0
-        d0 = distance(q, points[0], code, p, w, user)
         s_node[0] = 0
-        s_d[0] = d0
+        s_d[0] = distance(Q, qi, points, 0, code, p, w, user)
         top = 1
         while top > 0:
             top -= 1
@@ -267,35 +295,30 @@ def _radius_range(
             rv = radius[v]
             if dv - rv - PRUNE_SLACK * (dv + rv) > rq:
                 continue
-            e = subtree_end[v]
-            if dv + rv + PRUNE_SLACK * (dv + rv) <= rq:
-                # the whole subtree is inside the ball
-                if not fill:
-                    pos += (e - v) + dup_ptr[e] - dup_ptr[v]
-                    continue
-                for u in range(v, e):
-                    du = dv if u == v else distance(q, points[u], code, p, w, user)
-                    out_ind[pos] = node_sample[u]
-                    out_dist[pos] = du
-                    pos += 1
-                    for t in range(dup_ptr[u], dup_ptr[u + 1]):
-                        out_ind[pos] = dup_idx[t]
-                        out_dist[pos] = du
-                        pos += 1
-                continue
+            cs = child_start[v]
+            e = desc_stop[v]
             if dv <= rq:
-                if fill:
-                    out_ind[pos] = node_sample[v]
-                    out_dist[pos] = dv
-                    pos += 1
-                    for t in range(dup_ptr[v], dup_ptr[v + 1]):
-                        out_ind[pos] = dup_idx[t]
-                        out_dist[pos] = dv
-                        pos += 1
-                else:
-                    pos += 1 + dup_ptr[v + 1] - dup_ptr[v]
-            for t in range(child_ptr[v], child_ptr[v + 1]):
-                c = child_idx[t]
+                pos = _emit(v, dv, node_sample, dup_ptr, dup_idx, out_ind, out_dist, pos, fill)
+            if e == cs:
+                continue
+            if dv + rv + PRUNE_SLACK * (dv + rv) <= rq:
+                # every descendant is inside the ball
+                if not fill:
+                    pos += (e - cs) + dup_ptr[e] - dup_ptr[cs]
+                    continue
+                for u in range(cs, e):
+                    du = distance(Q, qi, points, u, code, p, w, user)
+                    pos = _emit(u, du, node_sample, dup_ptr, dup_idx, out_ind, out_dist, pos, True)
+                continue
+            if e - cs <= leaf_size:
+                for u in range(cs, e):
+                    du = distance(Q, qi, points, u, code, p, w, user)
+                    if du <= rq:
+                        pos = _emit(
+                            u, du, node_sample, dup_ptr, dup_idx, out_ind, out_dist, pos, fill
+                        )
+                continue
+            for c in range(cs, child_stop[v]):
                 rc = radius[c]
                 pd = parent_dist[c]
                 if abs(dv - pd) - rc - PRUNE_SLACK * (dv + pd + rc) > rq:
@@ -309,7 +332,7 @@ def _radius_range(
                     s_node = ns
                     s_d = nd
                 s_node[top] = c
-                s_d[top] = distance(q, points[c], code, p, w, user)
+                s_d[top] = distance(Q, qi, points, c, code, p, w, user)
                 top += 1
         if not fill:
             indptr[qi + 1] = pos
@@ -317,8 +340,8 @@ def _radius_range(
 
 @njit(cache=True, parallel=True)
 def radius_count(
-    Q, chunks, r, points, node_sample, parent_dist, radius, child_ptr, child_idx,
-    subtree_end, dup_ptr, dup_idx, code, p, w, user,
+    Q, chunks, r, points, node_sample, parent_dist, radius, child_start, child_stop,
+    desc_stop, dup_ptr, dup_idx, leaf_size, code, p, w, user,
 ):
     """Number of samples within ``r[i]`` (inclusive) of every row ``Q[i]``.
 
@@ -332,16 +355,16 @@ def radius_count(
     for c in prange(chunks.shape[0] - 1):
         _radius_range(
             Q, chunks[c], chunks[c + 1], r, points, node_sample, parent_dist,
-            radius, child_ptr, child_idx, subtree_end, dup_ptr, dup_idx, code, p,
-            w, user, indptr, dummy_i, dummy_d, False,
+            radius, child_start, child_stop, desc_stop, dup_ptr, dup_idx, leaf_size,
+            code, p, w, user, indptr, dummy_i, dummy_d, False,
         )
     return indptr
 
 
 @njit(cache=True, parallel=True)
 def radius_fill(
-    Q, chunks, r, indptr, points, node_sample, parent_dist, radius, child_ptr,
-    child_idx, subtree_end, dup_ptr, dup_idx, code, p, w, user,
+    Q, chunks, r, indptr, points, node_sample, parent_dist, radius, child_start,
+    child_stop, desc_stop, dup_ptr, dup_idx, leaf_size, code, p, w, user,
 ):
     """Indices and distances of the radius neighbours, laid out by ``indptr``.
 
@@ -353,7 +376,7 @@ def radius_fill(
     for c in prange(chunks.shape[0] - 1):
         _radius_range(
             Q, chunks[c], chunks[c + 1], r, points, node_sample, parent_dist,
-            radius, child_ptr, child_idx, subtree_end, dup_ptr, dup_idx, code, p,
-            w, user, indptr, out_ind, out_dist, True,
+            radius, child_start, child_stop, desc_stop, dup_ptr, dup_idx, leaf_size,
+            code, p, w, user, indptr, out_ind, out_dist, True,
         )
     return out_ind, out_dist
