@@ -15,6 +15,11 @@ import numpy as np
 
 __all__ = ["MetricSpec", "resolve_metric", "pairwise_distances", "VALID_METRICS"]
 
+# the range outside which a sum of powers may have under- or overflowed
+# (the same thresholds as the Numba kernels)
+_TINY = 2.0**-960
+_HUGE = 2.0**960
+
 VALID_METRICS = (
     "euclidean",
     "l2",
@@ -197,17 +202,29 @@ def pairwise_distances(A, B, spec):
     D = np.empty((len(A), len(B)))
     for i, a in enumerate(A):
         diff = np.abs(a[None, :] - B)
-        if spec.name == "euclidean":
-            D[i] = np.sqrt((diff * diff).sum(axis=1))
+        if spec.name in ("euclidean", "minkowski"):
+            power = 2.0 if spec.name == "euclidean" else spec.p
+            terms = diff**power
+            if spec.w is not None and spec.name == "minkowski":
+                terms = terms * spec.w
+            total = terms.sum(axis=1)
+            D[i] = np.sqrt(total) if power == 2.0 else total ** (1.0 / power)
+            # where the sum of powers under- or overflowed (points 1e-200
+            # apart are not at distance zero), scale by the largest difference
+            bad = (total < _TINY) | (total > _HUGE)
+            if np.any(bad) and diff.shape[1]:
+                sub = diff[bad]
+                scale = sub.max(axis=1)
+                sub = sub / np.where(scale > 0, scale, 1.0)[:, None]
+                terms = sub**power
+                if spec.w is not None and spec.name == "minkowski":
+                    terms = terms * spec.w
+                total = terms.sum(axis=1)
+                D[i, bad] = scale * (np.sqrt(total) if power == 2.0 else total ** (1.0 / power))
         elif spec.name == "manhattan":
             D[i] = diff.sum(axis=1)
         elif spec.name == "chebyshev":
             D[i] = diff.max(axis=1) if diff.shape[1] else 0.0
-        elif spec.name == "minkowski":
-            terms = diff**spec.p
-            if spec.w is not None:
-                terms = terms * spec.w
-            D[i] = terms.sum(axis=1) ** (1.0 / spec.p)
         elif spec.name == "haversine":
             s0 = np.sin(0.5 * (a[0] - B[:, 0]))
             s1 = np.sin(0.5 * (a[1] - B[:, 1]))

@@ -269,8 +269,10 @@ def _paired(A, B, spec):
         # pairwise on the diagonal only: evaluate each pair with a 1x1 call
         # would be slow, so reuse the vectorised formulas row-wise.
         diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        if spec.name == "euclidean":
-            out[s : s + step] = np.sqrt((diff * diff).sum(axis=1))
+        if spec.name == "euclidean" and diff.shape[1]:
+            scale = diff.max(axis=1)
+            diff = diff / np.where(scale > 0, scale, 1.0)[:, None]
+            out[s : s + step] = scale * np.sqrt((diff * diff).sum(axis=1))
         elif spec.name == "manhattan":
             out[s : s + step] = diff.sum(axis=1)
         elif spec.name == "chebyshev":

@@ -107,30 +107,35 @@ class _DynamicTree:
         Sample indices are positions in ``rows`` (all rows must be inserted).
         """
         n_nodes = self.n_nodes
-        order, child_start, child_stop, desc_stop = kb.snapshot(
-            n_nodes, self.root, self.first_child, self.next_sibling
-        )
+        if n_nodes == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            order, child_start, child_stop, desc_stop = empty, empty, empty, empty
+        else:
+            order, child_start, child_stop, desc_stop = kb.snapshot(
+                n_nodes, self.root, self.first_child, self.next_sibling
+            )
         pos = np.empty(n_nodes, dtype=np.int64)
         pos[order] = np.arange(n_nodes)
-        sample_of_row = np.empty(self.X.shape[0], dtype=np.int64)
-        sample_of_row[rows] = np.arange(rows.shape[0])
         node_rows = self.node_row[order]
-        node_sample = sample_of_row[node_rows]
         points = _readonly(np.ascontiguousarray(self.X[node_rows]))
         # inflate the exact radii by a rounding slack (ALGORITHMS.md section 13)
         radius = self.node_radius[order] * (1.0 + kb.RADIUS_SLACK)
-        # duplicate groups: samples whose node is represented by another sample
-        node_of_sample = pos[self.row_node[rows]]
+        # duplicate groups: each node is represented by its smallest sample
+        # (so that ties are broken by sample index); the others are dup_idx
         samples = np.arange(rows.shape[0])
-        is_dup = node_sample[node_of_sample] != samples
-        dup_nodes = node_of_sample[is_dup]
-        dup_idx = samples[is_dup][np.argsort(dup_nodes, kind="stable")]
+        node_of_sample = pos[self.row_node[rows]]
+        by_node = np.lexsort((samples, node_of_sample))
+        firsts = np.searchsorted(node_of_sample[by_node], np.arange(n_nodes))
+        node_sample = samples[by_node][firsts]
+        is_rep = np.zeros(rows.shape[0], dtype=bool)
+        is_rep[firsts] = True
+        dup_idx = samples[by_node][~is_rep]
         dup_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(dup_nodes, minlength=n_nodes), out=dup_ptr[1:])
+        np.cumsum(np.bincount(node_of_sample, minlength=n_nodes) - 1, out=dup_ptr[1:])
         parent = np.full(n_nodes, -1, dtype=np.int64)
         parent[1:] = pos[self.node_parent[order[1:]]]
         parent_dist = self.node_pdist[order]
-        parent_dist[0] = 0.0
+        parent_dist[:1] = 0.0
         return TreeVersion(
             points=points,
             node_sample=node_sample,
@@ -189,6 +194,8 @@ class NumbaBackend:
         n = X.shape[0]
         args = _metric_args(metric)
         tree = _DynamicTree(X, args)
+        if n == 0:
+            return tree.freeze(np.arange(0, dtype=np.int64), metric)
         if n < _GROUPED_BUILD_MIN:
             tree.insert(np.arange(n, dtype=np.int64))
             return tree.freeze(np.arange(n, dtype=np.int64), metric)

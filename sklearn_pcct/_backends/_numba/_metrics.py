@@ -40,6 +40,38 @@ _ROW = types.Array(types.float64, 1, "A", readonly=True)
 USER_SIGNATURE = types.float64(_ROW, _ROW)
 
 
+# Sums of powers outside [_TINY, _HUGE] may have under- or overflowed: points
+# 1e-200 apart would otherwise be "duplicates" and points 1e200 apart "inf".
+_TINY = 2.0**-960
+_HUGE = 2.0**960
+
+
+@njit(cache=True)
+def _scaled_minkowski(A, i, B, j, p, w):
+    """``(sum w_t |a_t - b_t|^p)^(1/p)`` computed as ``m * (sum (|.|/m)^p)^(1/p)``.
+
+    ``m`` is the largest coordinate difference, so no term under- or
+    overflows; used only on the rare rows where the direct sum did.
+    """
+    m = 0.0
+    for t in range(A.shape[1]):
+        x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+        if x > m:
+            m = x
+    if m == 0.0:
+        return 0.0
+    s = 0.0
+    for t in range(A.shape[1]):
+        x = abs(np.float64(A[i, t]) - np.float64(B[j, t])) / m
+        term = x * x if p == 2.0 else x**p
+        if w.shape[0] > 0:
+            term *= w[t]
+        s += term
+    if p == 2.0:
+        return m * np.sqrt(s)
+    return m * s ** (1.0 / p)
+
+
 def _call_user(user, a, b):  # pragma: no cover - replaced by the overload
     raise NotImplementedError
 
@@ -86,7 +118,10 @@ def distance(A, i, B, j, code, p, w, user):
                 x0 = np.float64(A[i, t]) - np.float64(B[j, t])
                 s0 += x0 * x0
                 t += 1
-            return np.sqrt((s0 + s1) + (s2 + s3))
+            s = (s0 + s1) + (s2 + s3)
+            if s < _TINY or s > _HUGE:
+                return _scaled_minkowski(A, i, B, j, 2.0, w)
+            return np.sqrt(s)
         while t + 4 <= m:
             s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
             s1 += abs(np.float64(A[i, t + 1]) - np.float64(B[j, t + 1]))
@@ -112,6 +147,8 @@ def distance(A, i, B, j, code, p, w, user):
         else:
             for t in range(m):
                 s += abs(np.float64(A[i, t]) - np.float64(B[j, t])) ** p
+        if s < _TINY or s > _HUGE:
+            return _scaled_minkowski(A, i, B, j, p, w)
         return s ** (1.0 / p)
     if code == HAVERSINE:
         a0 = np.float64(A[i, 0])

@@ -1,0 +1,150 @@
+"""The Numba kernels called directly on small hand-made inputs.
+
+Marked ``kernels``: CI runs this module a second time with
+``NUMBA_BOUNDSCHECK=1`` so that an out-of-bounds index fails loudly.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from sklearn_pcct._backends import get_backend
+from sklearn_pcct._backends._numba import _kernels_build as kb
+from sklearn_pcct._backends._numba import _metrics as km
+from sklearn_pcct._metric import MetricSpec, pairwise_distances
+from sklearn_pcct._tree import check_tree_invariants
+
+pytestmark = pytest.mark.kernels
+
+BACKEND = get_backend("numba")
+
+
+def _ro(a):
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize(
+    "d, expected",
+    [(1.0, 0), (2.0, 1), (0.5, -1), (3.0, 2), (4.0, 2), (math.nextafter(4.0, 5.0), 3),
+     (math.nextafter(4.0, 0.0), 2), (0.75, 0), (2.0**-1074, -1074), (1e300, 997)],
+)
+def test_ceil_log2_is_exact_at_powers_of_two(d, expected):
+    assert kb.ceil_log2(d) == expected
+    assert d <= math.ldexp(1.0, expected)
+    assert d > math.ldexp(1.0, expected - 1)
+
+
+@pytest.mark.parametrize("name", ["euclidean", "manhattan", "chebyshev", "minkowski", "haversine"])
+@pytest.mark.parametrize("d", [1, 2, 5, 9])
+def test_distance_matches_reference(name, d, rng):
+    if name == "haversine":
+        d = 2
+    A = _ro(rng.normal(size=(6, d)))
+    B = _ro(rng.normal(size=(5, d)))
+    spec = MetricSpec(name, p=3.0)
+    code = {"euclidean": 0, "manhattan": 1, "chebyshev": 2, "minkowski": 3, "haversine": 4}[name]
+    w = _ro(np.empty(0))
+    got = np.array([[km.distance(A, i, B, j, code, 3.0, w, km.no_user_metric)
+                     for j in range(5)] for i in range(6)])
+    np.testing.assert_allclose(got, pairwise_distances(A, B, spec), rtol=1e-13, atol=1e-15)
+
+
+def _dynamic_insert(X):
+    n = len(X)
+    arrays = [np.empty(n, dtype=t) for t in
+              (np.int64, np.int32, np.int64, np.float64, np.float64, np.int64, np.int64, np.int64)]
+    n_nodes, root, n_eval = kb.insert_rows(
+        _ro(X), np.arange(n), 0, -1, *arrays, 0, 2.0, _ro(np.empty(0)), km.no_user_metric
+    )
+    return n_nodes, root, n_eval, arrays
+
+
+def test_insert_rows_levels_on_a_line():
+    # ALGORITHMS.md 5.1: root 0, then 40, 44, 45.5 -> the lowest failing level rule
+    X = np.array([[0.0], [40.0], [44.0], [45.5]])
+    n_nodes, root, _, arrays = _dynamic_insert(X)
+    node_row, node_level, node_parent = arrays[0], arrays[1], arrays[2]
+    assert n_nodes == 4 and root == 0
+    levels = dict(zip(node_row[:4].tolist(), node_level[:4].tolist(), strict=True))
+    parents = dict(zip(node_row[:4].tolist(), node_parent[:4].tolist(), strict=True))
+    assert levels[1] == 5  # d(40, 0) = 40 <= 2^6: J = 6
+    assert levels[2] == 1 and parents[2] == 1  # d(44, 40) = 4 = 2^2: J = 2
+    assert levels[3] == 0 and parents[3] == 2  # d(45.5, 44) = 1.5: J = 1
+    tree = BACKEND.build(X, MetricSpec("euclidean"), 1)
+    check_tree_invariants(tree)
+
+
+def test_duplicates_join_a_group_and_radius_is_exact(rng):
+    base = rng.random((20, 3))
+    X = base[rng.integers(0, 20, 200)]
+    n_nodes, _, _, arrays = _dynamic_insert(X)
+    assert n_nodes == len(np.unique(X, axis=0))
+    tree = BACKEND.build(X, MetricSpec("euclidean"), 1)
+    check_tree_invariants(tree)
+    # every radius is the exact subtree radius (plus a tiny slack)
+    for v in range(tree.n_nodes):
+        lo, hi = tree.child_start[v], tree.desc_stop[v]
+        if hi > lo:
+            exact = pairwise_distances(tree.points[[v]], tree.points[lo:hi],
+                                       MetricSpec("euclidean")).max()
+            assert exact <= tree.radius[v] <= exact * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("k", [1, 7])
+def test_knn_and_radius_kernels_match_brute_force(k, n_threads, rng):
+    X = np.round(rng.random((300, 2)) * 8) / 8  # a grid: many ties and duplicates
+    Q = np.round(rng.random((40, 2)) * 8) / 8
+    spec = MetricSpec("euclidean")
+    tree = BACKEND.build(X, spec, n_threads)
+    check_tree_invariants(tree)
+    D = pairwise_distances(Q, X, spec)
+    dist, ind = BACKEND.knn(tree, Q, k, n_threads)
+    order = np.lexsort((np.broadcast_to(np.arange(len(X)), D.shape), D), axis=1)[:, :k]
+    np.testing.assert_array_equal(ind, order)
+    np.testing.assert_array_equal(dist, np.take_along_axis(D, order, axis=1))
+    r = np.full(len(Q), 0.25)
+    indptr, rind, rdist = BACKEND.radius(tree, Q, r, n_threads)
+    for i in range(len(Q)):
+        got = rind[indptr[i]:indptr[i + 1]]
+        assert sorted(got.tolist()) == np.flatnonzero(D[i] <= 0.25).tolist()
+        np.testing.assert_array_equal(rdist[indptr[i]:indptr[i + 1]], D[i, got])
+
+
+def test_fitted_queries_cover_every_sample(rng):
+    X = np.repeat(rng.random((50, 3)), 3, axis=0)
+    tree = BACKEND.build(X, MetricSpec("manhattan"), 2)
+    dist, ind = BACKEND.knn_fitted(tree, 4, 2)
+    D = pairwise_distances(X, X, MetricSpec("manhattan"))
+    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :4], rtol=1e-14)
+    assert np.all(ind[:, 0] == np.arange(len(X)) - np.arange(len(X)) % 3)  # smallest duplicate
+    indptr, rind, _ = BACKEND.radius_fitted(tree, 0.3, 2)
+    assert np.array_equal(np.diff(indptr), (D <= 0.3).sum(axis=1))
+
+
+def test_user_metric_kernel_path(rng):
+    import numba
+
+    @numba.njit
+    def l1(a, b):
+        return np.abs(a - b).sum()
+
+    X = rng.random((200, 4)).astype(np.float32)
+    tree = BACKEND.build(X, MetricSpec("callable", func=l1), 1)
+    assert tree.points.dtype == np.float64
+    dist, ind = BACKEND.knn(tree, X[:10], 3, 1)
+    D = pairwise_distances(X[:10], X, MetricSpec("manhattan"))
+    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :3], rtol=1e-12)
+
+
+def test_grouped_build_order_is_valid_and_deterministic(rng):
+    # inputs above the grouped-build threshold take the two-phase insertion order
+    X = rng.random((9000, 2))
+    a = BACKEND.build(X, MetricSpec("euclidean"), 2)
+    b = BACKEND.build(X, MetricSpec("euclidean"), 1)
+    for field in ("node_sample", "level", "parent", "radius"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    check_tree_invariants(a, max_pairs=500_000)
