@@ -32,6 +32,7 @@ import math
 import numpy as np
 from numba import njit
 
+from ._heaps import grow, heap_pop, heap_push
 from ._metrics import distance
 
 __all__ = ["NO_LEVEL", "RADIUS_SLACK", "ceil_log2", "insert_rows", "snapshot"]
@@ -52,13 +53,6 @@ def ceil_log2(d):
 
 
 @njit(cache=True)
-def _grow(a, size):
-    out = np.empty(max(2 * a.shape[0], size), dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
-@njit(cache=True)
 def _link_child(parent, child, node_level, first_child, next_sibling):
     """Insert ``child`` into ``parent``'s list (level descending, id ascending)."""
     lc = node_level[child]
@@ -74,53 +68,6 @@ def _link_child(parent, child, node_level, first_child, next_sibling):
         first_child[parent] = child
     else:
         next_sibling[prev] = child
-
-
-@njit(cache=True)
-def _heap_push(h_lb, h_node, h_d, hn, lb, v, dv):
-    """Push onto the min-heap ``(h_lb, h_node, h_d)`` of size ``hn`` (room assumed)."""
-    j = hn
-    while j > 0:
-        par = (j - 1) >> 1
-        if h_lb[par] > lb:
-            h_lb[j] = h_lb[par]
-            h_node[j] = h_node[par]
-            h_d[j] = h_d[par]
-            j = par
-        else:
-            break
-    h_lb[j] = lb
-    h_node[j] = v
-    h_d[j] = dv
-
-
-@njit(cache=True)
-def _heap_pop(h_lb, h_node, h_d, hn):
-    """Remove the minimum of a heap of size ``hn`` (the caller read it first)."""
-    hn -= 1
-    if hn == 0:
-        return
-    xl = h_lb[hn]
-    xn = h_node[hn]
-    xd = h_d[hn]
-    j = 0
-    while True:
-        left = 2 * j + 1
-        if left >= hn:
-            break
-        sm = left
-        if left + 1 < hn and h_lb[left + 1] < h_lb[left]:
-            sm = left + 1
-        if h_lb[sm] < xl:
-            h_lb[j] = h_lb[sm]
-            h_node[j] = h_node[sm]
-            h_d[j] = h_d[sm]
-            j = sm
-        else:
-            break
-    h_lb[j] = xl
-    h_node[j] = xn
-    h_d[j] = xd
 
 
 @njit(cache=True)
@@ -190,13 +137,13 @@ def insert_rows(
         dup = -1
         hn = 0
         if first_child[root] != -1:
-            _heap_push(h_lb, h_node, h_d, hn, max(0.0, d_root - node_radius[root]), root, d_root)
+            heap_push(h_lb, h_node, h_d, hn, max(0.0, d_root - node_radius[root]), root, d_root)
             hn = 1
         while hn > 0:
             lb = h_lb[0]
             a = h_node[0]
             da = h_d[0]
-            _heap_pop(h_lb, h_node, h_d, hn)
+            heap_pop(h_lb, h_node, h_d, hn)
             hn -= 1
             two_J = math.ldexp(1.0, J)
             if lb > two_J:
@@ -235,10 +182,10 @@ def insert_rows(
                     if lbc <= sub:
                         if hn >= cap:
                             cap *= 2
-                            h_lb = _grow(h_lb, cap)
-                            h_node = _grow(h_node, cap)
-                            h_d = _grow(h_d, cap)
-                        _heap_push(h_lb, h_node, h_d, hn, max(0.0, lbc), c, dc)
+                            h_lb = grow(h_lb, cap)
+                            h_node = grow(h_node, cap)
+                            h_d = grow(h_d, cap)
+                        heap_push(h_lb, h_node, h_d, hn, max(0.0, lbc), c, dc)
                         hn += 1
                 c = next_sibling[c]
             if dup != -1:

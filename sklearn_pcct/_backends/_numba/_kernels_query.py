@@ -22,6 +22,7 @@ leaf bucket of a kd-tree.
 import numpy as np
 from numba import njit, prange
 
+from ._heaps import grow, heap_pop, heap_push
 from ._metrics import distance
 
 __all__ = ["knn", "radius_count", "radius_fill"]
@@ -140,30 +141,8 @@ def _knn_range(
             lb = h_lb[0]
             v = h_node[0]
             dv = h_d[0]
-            # pop the minimum
+            heap_pop(h_lb, h_node, h_d, hn)
             hn -= 1
-            if hn > 0:
-                xl = h_lb[hn]
-                xn = h_node[hn]
-                xd = h_d[hn]
-                j = 0
-                while True:
-                    left = 2 * j + 1
-                    if left >= hn:
-                        break
-                    sm = left
-                    if left + 1 < hn and h_lb[left + 1] < h_lb[left]:
-                        sm = left + 1
-                    if h_lb[sm] < xl:
-                        h_lb[j] = h_lb[sm]
-                        h_node[j] = h_node[sm]
-                        h_d[j] = h_d[sm]
-                        j = sm
-                    else:
-                        break
-                h_lb[j] = xl
-                h_node[j] = xn
-                h_d[j] = xd
             if lb - PRUNE_SLACK * (dv + radius[v]) > tau:
                 break
             for c in range(child_start[v], child_stop[v]):
@@ -198,29 +177,11 @@ def _knn_range(
                         lbc = 0.0
                     if hn >= cap:
                         cap *= 2
-                        nl = np.empty(cap, dtype=np.float64)
-                        nn = np.empty(cap, dtype=np.int64)
-                        nd = np.empty(cap, dtype=np.float64)
-                        nl[:hn] = h_lb[:hn]
-                        nn[:hn] = h_node[:hn]
-                        nd[:hn] = h_d[:hn]
-                        h_lb = nl
-                        h_node = nn
-                        h_d = nd
-                    j = hn
+                        h_lb = grow(h_lb, cap)
+                        h_node = grow(h_node, cap)
+                        h_d = grow(h_d, cap)
+                    heap_push(h_lb, h_node, h_d, hn, lbc, c, dc)
                     hn += 1
-                    while j > 0:
-                        par = (j - 1) >> 1
-                        if h_lb[par] > lbc:
-                            h_lb[j] = h_lb[par]
-                            h_node[j] = h_node[par]
-                            h_d[j] = h_d[par]
-                            j = par
-                        else:
-                            break
-                    h_lb[j] = lbc
-                    h_node[j] = c
-                    h_d[j] = dc
         _result_sort(rd, ri, cnt)
         for t in range(cnt):
             out_dist[qi, t] = rd[t]
