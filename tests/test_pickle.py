@@ -354,7 +354,7 @@ def _run_fresh(path, fmt, tmp_path):
         text=True,
         env=env,
         cwd=str(tmp_path),
-        timeout=300,
+        timeout=1800,  # a cold Numba cache compiles every kernel in the child
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     with np.load(out) as f:
