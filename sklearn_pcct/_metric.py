@@ -226,10 +226,17 @@ def pairwise_distances(A, B, spec):
         elif spec.name == "chebyshev":
             D[i] = diff.max(axis=1) if diff.shape[1] else 0.0
         elif spec.name == "haversine":
-            s0 = np.sin(0.5 * (a[0] - B[:, 0]))
-            s1 = np.sin(0.5 * (a[1] - B[:, 1]))
-            h = np.minimum(s0 * s0 + np.cos(a[0]) * np.cos(B[:, 0]) * s1 * s1, 1.0)
+            d0 = a[0] - B[:, 0]
+            d1 = a[1] - B[:, 1]
+            s0 = np.sin(0.5 * d0)
+            s1 = np.sin(0.5 * d1)
+            c = np.cos(a[0]) * np.cos(B[:, 0])
+            h = np.minimum(s0 * s0 + c * s1 * s1, 1.0)
             D[i] = 2.0 * np.arcsin(np.sqrt(h))
+            # where the squares (even the halved differences) may have
+            # underflowed: at these angles the distance is a hypot
+            tiny = (h < _TINY) & (c >= 0.0)
+            D[i, tiny] = np.hypot(d0[tiny], np.sqrt(c[tiny]) * d1[tiny])
         else:  # pragma: no cover - resolve_metric never produces it
             raise ValueError(spec.name)
     return D

@@ -1,12 +1,14 @@
 """Brute-force oracles and tie-aware assertions for testing neighbour searches.
 
-These helpers depend on NumPy only. Distances are computed exactly as the
-kernels define them, in float64 and in the *difference form*
+These helpers depend on NumPy only. Distances are computed as the kernels
+define them, in float64 and in the *difference form*
 (:func:`sklearn_pcct._metric.pairwise_distances`), never with the
 ``|a|^2 + |b|^2 - 2 a.b`` identity that makes scikit-learn's brute-force
 Euclidean distances accurate to about ``1e-7`` only. Neighbours are ordered
 by ``(distance, sample index)``, the tie rule of every query in the package,
-so an exact search must reproduce :func:`brute_force_knn` index for index.
+so an exact search must reproduce :func:`brute_force_knn` index for index
+wherever both compute the same distances bit for bit (small-integer data,
+for instance); elsewhere the assertions allow ties within a tolerance.
 """
 
 import numpy as np
@@ -38,12 +40,12 @@ def _queries(X_fit, X_query, exclude_self):
     return X_query
 
 
-def _exclude_self_columns(ind, n_keep):
-    """Drop each row's own index, or its first column when it is absent.
+def _exclude_self_columns(ind):
+    """Mask dropping each row's own index, or its first column when it is absent.
 
     This is scikit-learn's rule for ``kneighbors(X=None)``: when more
-    duplicates than neighbours push the sample itself out of the first
-    ``n_keep + 1`` columns, the first column is dropped instead.
+    duplicates than neighbours push the sample itself out of the ``k + 1``
+    columns of ``ind``, the first column is dropped instead.
     """
     mask = ind != np.arange(ind.shape[0])[:, None]
     absent = np.all(mask, axis=1)
@@ -126,7 +128,7 @@ def brute_force_knn(X_fit, X_query, k, metric_spec, exclude_self=False):
     inverse = inverse.reshape(-1)
     dist, ind = dist[inverse], ind[inverse]
     if exclude_self:
-        mask = _exclude_self_columns(ind, k)
+        mask = _exclude_self_columns(ind)
         ind = ind[mask].reshape(len(Q), k)
         dist = dist[mask].reshape(len(Q), k)
     return dist, ind

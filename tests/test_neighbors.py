@@ -567,7 +567,7 @@ def test_duplicate_heavy_1e5(duplicates_1e5):
 def test_n_jobs_identical_results(metric, data_factory):
     d = 2 if metric == "haversine" else 3
     # the invariant checker is vectorised for euclidean and manhattan only
-    n = 1500 if metric in ("euclidean", "manhattan") else 300
+    n = 1500 if metric in ("euclidean", "manhattan") else 200
     X = data_factory("clustered", n, d)
     X[::10] = X[1::10]  # some duplicates
     Q = data_factory("clustered", 200, d)
@@ -625,18 +625,22 @@ def test_dtypes(fit_dtype, query_dtype, data_factory):
 # -- floating point: near-duplicates whose distance underflows ----------------------
 
 
-def test_underflowing_near_duplicates_keep_their_own_distance():
-    # d(X[0], X[1]) = sqrt((2**-539)**2) underflows to 0.0, but the two points
-    # are at different distances from q: (2**-530 - 2**-539) < 2**-530, even
-    # as computed (sqrt of a subnormal square, relative precision ~1e-4).
-    X = np.array([[0.0], [2.0**-539]])
-    q = np.array([[2.0**-530]])
-    spec = spec_of({"metric": "euclidean"})
+@pytest.mark.parametrize("metric", ["euclidean", "minkowski_p3", "haversine"])
+def test_underflowing_near_duplicates_keep_their_own_distance(metric):
+    # X[0] and X[1] are 2**-539 apart: a plain sum of squared (cubed, or
+    # haversine's squared sine) differences underflows to 0.0, yet the two
+    # points are at different distances from q, and X[1] is the nearer:
+    # they must not be merged into one duplicate group (ALGORITHMS.md 12.3).
+    X = np.array([[0.0, 0.0], [2.0**-539, 0.0]])
+    q = np.array([[2.0**-530, 0.0]])
+    kwargs = metric_kwargs(metric, 2)
+    spec = spec_of(kwargs)
     dr, ir = brute_force_knn(X, q, 2, spec)
     assert ir[0, 0] == 1 and dr[0, 0] < dr[0, 1]
-    nn = sklearn_brute(n_neighbors=2).fit(X)
-    assert nn.kneighbors(q, 1)[1][0, 0] == 1  # sklearn finds it too
-    est = fit_checked(X, n_neighbors=2)
+    if metric != "minkowski_p3":  # sklearn's unscaled cubes underflow to 0
+        nn = sklearn_brute(n_neighbors=2, **kwargs).fit(X)
+        assert nn.kneighbors(q, 1)[1][0, 0] == 1  # sklearn finds it too
+    est = fit_checked(X, n_neighbors=2, **kwargs)
     dist, ind = est.kneighbors(q, 2)
     np.testing.assert_array_equal(ind, ir)
     np.testing.assert_allclose(dist, dr, rtol=RTOL)

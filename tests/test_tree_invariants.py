@@ -122,6 +122,8 @@ def _adversarial(name, rng):
         return _last_ulp(rng, 1.0)
     if name == "last_ulp_offset":
         return _last_ulp(rng, 1e8)
+    if name == "last_ulp_tiny":  # squared differences underflow
+        return _last_ulp(rng, 1e-150)
     if name == "integer_grid":
         g = np.arange(6.0)
         X = np.array([[a, b, c] for a in g for b in g for c in g])
@@ -150,6 +152,7 @@ ADVERSARIAL = [
     "two_copy_clusters",
     "last_ulp",
     "last_ulp_offset",
+    "last_ulp_tiny",
     "integer_grid",
     "exponential",
     "far_outlier",
@@ -229,20 +232,26 @@ def test_empty_tree():
 
 
 @pytest.mark.parametrize(
-    "metric, step", [("euclidean", 1), ("minkowski_p3", 1), ("manhattan", 2)]
+    "metric, j",
+    [
+        ("euclidean", np.arange(400, 1100)),
+        ("minkowski_p3", np.arange(750, 1100)),
+        ("haversine", np.arange(400, 1100)),
+        ("manhattan", np.arange(0, 1100, 3)),
+    ],
+    ids=["euclidean", "minkowski_p3", "haversine", "manhattan"],
 )
-def test_exponential_points_down_to_subnormals(metric, step):
-    # 2**-j for j = 0 .. 1099 (every step-th): huge aspect ratio, one level
-    # per point, and from j > 1074 exact zeros (duplicates). For j >~ 538 the
-    # squared Euclidean differences underflow (cubes from j >~ 360), so
-    # distinct points are computed at distance 0 from each other but not from
+def test_exponential_points_down_to_subnormals(metric, j):
+    # Points 2**-j: huge aspect ratio, one level per point, subnormals from
+    # j > 1022 and exact zeros (duplicates) from j > 1074. For j >~ 538 the
+    # squared differences underflow (cubes from j >~ 360), so a naive sum of
+    # powers puts distinct points at distance 0 from each other but not from
     # every query (ALGORITHMS.md 12.3: near-duplicates must keep their own
-    # distances). Manhattan has no underflow (and only every other point,
-    # to keep the invariant check of its ~550-level tree fast).
-    j = np.arange(0, 1100, step)
-    X = np.zeros((len(j), 1))
+    # distances). The ranges keep the invariant check of these deep trees
+    # (one level per point) fast.
+    X = np.zeros((len(j), 2))  # haversine: latitudes 2**-j on one meridian
     X[:, 0] = np.ldexp(1.0, -j)
-    spec = spec_for(metric, 1)
+    spec = resolve_metric("haversine")[0] if metric == "haversine" else spec_for(metric, 2)
     tree = build_checked(X, spec)
     Q = np.ascontiguousarray(X[::10])
     for k in (1, 3):

@@ -28,6 +28,7 @@ _CODES = {
 }
 
 _EMPTY_W = np.empty(0, dtype=np.float64)
+_EMPTY_W.flags.writeable = False
 
 
 @functools.lru_cache(maxsize=64)

@@ -13,6 +13,8 @@ identity, and without ``fastmath``: build-time and query-time distances of
 the same pair are bit-identical, which the pruning rules rely on.
 """
 
+import math
+
 import numpy as np
 from numba import cfunc, njit, types
 from numba.extending import overload
@@ -153,9 +155,17 @@ def distance(A, i, B, j, code, p, w, user):
     if code == HAVERSINE:
         a0 = np.float64(A[i, 0])
         b0 = np.float64(B[j, 0])
-        s0 = np.sin(0.5 * (a0 - b0))
-        s1 = np.sin(0.5 * (np.float64(A[i, 1]) - np.float64(B[j, 1])))
-        h = s0 * s0 + np.cos(a0) * np.cos(b0) * s1 * s1
+        d0 = a0 - b0
+        d1 = np.float64(A[i, 1]) - np.float64(B[j, 1])
+        s0 = np.sin(0.5 * d0)
+        s1 = np.sin(0.5 * d1)
+        c = np.cos(a0) * np.cos(b0)
+        h = s0 * s0 + c * s1 * s1
+        if h < _TINY and c >= 0.0:
+            # the squares (even the halved differences) may have underflowed;
+            # at these angles 2 arcsin(sqrt(h)) is hypot(d0, sqrt(c) d1) to
+            # the last bit
+            return math.hypot(d0, math.sqrt(c) * d1)
         if h > 1.0:
             h = 1.0
         return 2.0 * np.arcsin(np.sqrt(h))
