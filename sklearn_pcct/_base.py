@@ -24,6 +24,7 @@ from ._compat import (
     validate_data,
 )
 from ._metric import resolve_metric
+from ._state import FittedState
 
 __all__ = ["PCCTBase", "KNeighborsMixin", "RadiusNeighborsMixin"]
 
@@ -107,13 +108,45 @@ class PCCTBase(BaseEstimator):
                 f"has {X.shape[1]} features"
             )
         backend = resolve_backend(self.backend, X)
-        tree = _core.build(X, spec, backend, self._n_threads())
+        dynamic = _core.build_dynamic(X, spec, backend, self._n_threads())
+        state = FittedState(dynamic, backend.name, _core.freeze(dynamic, backend))
         self.effective_metric_ = effective_metric
         self.effective_metric_params_ = effective_params
         self.backend_ = backend.name
-        self.tree_ = tree
-        self.n_samples_fit_ = tree.n_samples
+        self._pcct_state_ = state
         return self
+
+    # The fitted tree, its ids and sizes are read from one immutable state
+    # object, swapped atomically by partial_fit / remove (see _updates.py).
+    @property
+    def tree_(self):
+        """The read-optimised cover tree of the current version (TreeVersion)."""
+        return self._fitted_state().tree
+
+    @property
+    def n_samples_fit_(self):
+        """Number of sample ids issued since the last fit (removed ones included)."""
+        return self._fitted_state().n_samples_fit
+
+    @property
+    def live_ids_(self):
+        """Sorted ids of the fitted samples that have not been removed."""
+        return self._fitted_state().live_ids
+
+    @property
+    def version_(self):
+        """Number of updates (partial_fit / remove) since the last fit."""
+        return self._fitted_state().dynamic.version
+
+    def _fitted_state(self):
+        try:
+            return self.__dict__["_pcct_state_"]
+        except KeyError:
+            raise AttributeError("this estimator is not fitted yet") from None
+
+    def _check_fitted(self):
+        check_is_fitted(self)
+        return self._pcct_state_
 
     def _validate_queries(self, X):
         return validate_data(
@@ -160,7 +193,9 @@ class KNeighborsMixin:
         >>> neigh.kneighbors([[1., 1., 1.]])
         (array([[0.5]]), array([[2]]))
         """
-        check_is_fitted(self)
+        return self._kneighbors(self._check_fitted(), X, n_neighbors, return_distance)
+
+    def _kneighbors(self, state, X, n_neighbors, return_distance):
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         elif n_neighbors <= 0:
@@ -170,14 +205,15 @@ class KNeighborsMixin:
                 f"n_neighbors does not take {type(n_neighbors)} value, enter integer value"
             )
         n_neighbors = int(n_neighbors)
+        n_live = state.n_live
         query_is_train = X is None
         if query_is_train:
             n_neighbors += 1
-            n_queries = self.n_samples_fit_
+            n_queries = n_live
         else:
             X = self._validate_queries(X)
             n_queries = X.shape[0]
-        if n_neighbors > self.n_samples_fit_:
+        if n_neighbors > n_live:
             if query_is_train:
                 n_neighbors -= 1
                 inequality_str = "n_neighbors < n_samples_fit"
@@ -185,18 +221,18 @@ class KNeighborsMixin:
                 inequality_str = "n_neighbors <= n_samples_fit"
             raise ValueError(
                 f"Expected {inequality_str}, but "
-                f"n_neighbors = {n_neighbors}, n_samples_fit = {self.n_samples_fit_}, "
+                f"n_neighbors = {n_neighbors}, n_samples_fit = {n_live}, "
                 f"n_samples = {n_queries}"
             )
         backend = self._backend()
         if not query_is_train:
-            dist, ind = _core.knn(self.tree_, X, n_neighbors, backend, self._n_threads())
+            dist, ind = _core.knn(state.tree, X, n_neighbors, backend, self._n_threads())
             return (dist, ind) if return_distance else ind
-        dist, ind = _core.knn_fitted(self.tree_, n_neighbors, backend, self._n_threads())
+        dist, ind = _core.knn_fitted(state.tree, n_neighbors, backend, self._n_threads())
         # Drop the sample itself; if more duplicates than neighbours pushed it
         # out of the first n_neighbors + 1, drop the first one instead (the
-        # scikit-learn rule).
-        sample_mask = ind != np.arange(n_queries)[:, None]
+        # scikit-learn rule). Rows are the live ids in ascending order.
+        sample_mask = ind != state.live_ids[:, None]
         dup_gr_nbrs = np.all(sample_mask, axis=1)
         sample_mask[:, 0][dup_gr_nbrs] = False
         ind = np.reshape(ind[sample_mask], (n_queries, n_neighbors - 1))
@@ -238,14 +274,14 @@ class KNeighborsMixin:
                [0., 1., 1.],
                [1., 0., 1.]])
         """
-        check_is_fitted(self)
+        state = self._check_fitted()
         if n_neighbors is None:
             n_neighbors = self.n_neighbors
         if mode == "connectivity":
-            A_ind = self.kneighbors(X, n_neighbors, return_distance=False)
+            A_ind = self._kneighbors(state, X, n_neighbors, return_distance=False)
             A_data = np.ones(A_ind.size)
         elif mode == "distance":
-            A_data, A_ind = self.kneighbors(X, n_neighbors, return_distance=True)
+            A_data, A_ind = self._kneighbors(state, X, n_neighbors, return_distance=True)
             A_data = np.ravel(A_data)
         else:
             raise ValueError(
@@ -254,18 +290,32 @@ class KNeighborsMixin:
             )
         n_queries, k = A_ind.shape
         A_indptr = np.arange(0, n_queries * k + 1, k)
+        if X is None:
+            A_indptr = _rows_at_live_ids(state, A_indptr)
+            n_queries = state.n_samples_fit
         graph = csr_array(
-            (A_data, A_ind.ravel(), A_indptr), shape=(n_queries, self.n_samples_fit_)
+            (A_data, A_ind.ravel(), A_indptr), shape=(n_queries, state.n_samples_fit)
         )
         return align_sparse_api(graph)
+
+
+def _rows_at_live_ids(state, indptr):
+    """Row pointers of the live rows spread over all ids (removed rows empty)."""
+    if state.n_live == state.n_samples_fit:
+        return indptr
+    counts = np.zeros(state.n_samples_fit, dtype=np.int64)
+    counts[state.live_ids] = np.diff(indptr)
+    return np.concatenate(([0], np.cumsum(counts)))
 
 
 class RadiusNeighborsMixin:
     """``radius_neighbors`` and ``radius_neighbors_graph`` on a fitted tree."""
 
-    def _radius_csr(self, X, radius):
-        """CSR ``(indptr, ind, dist)`` of the radius neighbours, self excluded for X=None."""
-        check_is_fitted(self)
+    def _radius_csr(self, state, X, radius):
+        """CSR ``(indptr, ind, dist)`` of the radius neighbours, self excluded for X=None.
+
+        With ``X=None`` the rows are the live ids in ascending order.
+        """
         if radius is None:
             radius = self.radius
         radius_arr = np.asarray(radius, dtype=np.float64)
@@ -280,14 +330,14 @@ class RadiusNeighborsMixin:
                 raise ValueError(
                     f"radius has {radius_arr.shape[0]} entries for {X.shape[0]} queries"
                 )
-            return _core.radius(self.tree_, X, radius_arr, backend, self._n_threads())
+            return _core.radius(state.tree, X, radius_arr, backend, self._n_threads())
         if radius_arr.ndim != 0:
             raise ValueError("radius must be a scalar when X is None")
         indptr, ind, dist = _core.radius_fitted(
-            self.tree_, float(radius_arr), backend, self._n_threads()
+            state.tree, float(radius_arr), backend, self._n_threads()
         )
         rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        keep = ind != rows
+        keep = ind != state.live_ids[rows]
         counts = np.bincount(rows[keep], minlength=len(indptr) - 1)
         indptr = np.concatenate(([0], np.cumsum(counts)))
         return indptr, ind[keep], dist[keep]
@@ -343,7 +393,7 @@ class RadiusNeighborsMixin:
         """
         if sort_results and not return_distance:
             raise ValueError("return_distance must be True if sort_results is True.")
-        indptr, ind, dist = self._radius_csr(X, radius)
+        indptr, ind, dist = self._radius_csr(self._check_fitted(), X, radius)
         if sort_results:
             ind, dist = self._sort_rows(indptr, ind, dist)
         cuts = indptr[1:-1]
@@ -397,13 +447,16 @@ class RadiusNeighborsMixin:
                 'Unsupported mode, must be one of "connectivity", or '
                 f'"distance" but got "{mode}" instead'
             )
-        indptr, ind, dist = self._radius_csr(X, radius)
+        state = self._check_fitted()
+        indptr, ind, dist = self._radius_csr(state, X, radius)
         if mode == "distance":
             if sort_results:
                 ind, dist = self._sort_rows(indptr, ind, dist)
             data = dist
         else:
             data = np.ones(ind.shape[0])
+        if X is None:
+            indptr = _rows_at_live_ids(state, indptr)
         n_queries = len(indptr) - 1
-        graph = csr_array((data, ind, indptr), shape=(n_queries, self.n_samples_fit_))
+        graph = csr_array((data, ind, indptr), shape=(n_queries, state.n_samples_fit))
         return align_sparse_api(graph)

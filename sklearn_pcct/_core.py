@@ -8,7 +8,10 @@ untouched.
 
 import numpy as np
 
-__all__ = ["build", "knn", "knn_fitted", "radius", "radius_fitted"]
+__all__ = [
+    "build", "build_dynamic", "insert", "remove", "freeze",
+    "knn", "knn_fitted", "radius", "radius_fitted",
+]
 
 
 def build(X, metric, backend, n_threads=1):
@@ -166,3 +169,117 @@ def radius_fitted(tree, r, backend, n_threads=1):
     array([0, 2, 4, 5])
     """
     return backend.radius_fitted(tree, float(r), n_threads)
+
+
+def build_dynamic(X, metric, backend, n_threads=1):
+    """Build the dynamic (updatable, persistent) tree of the rows of ``X``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite float32 or float64 data, C-contiguous; row ``i`` gets id ``i``.
+    metric : MetricSpec
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    tree : DynamicTree
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build_dynamic
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> tree = build_dynamic(np.eye(3), MetricSpec("euclidean"), get_backend("numba"))
+    >>> tree.n_live, tree.version
+    (3, 0)
+    """
+    return backend.build_dynamic(X, metric, n_threads)
+
+
+def insert(tree, X, backend, n_threads=1):
+    """A new version of ``tree`` with the rows of ``X`` added (``tree`` unchanged).
+
+    Parameters
+    ----------
+    tree : DynamicTree
+    X : ndarray of shape (n_new, n_features)
+        Finite rows of the tree's dtype; they get the ids
+        ``tree.n_ids .. tree.n_ids + n_new - 1``.
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    new_tree : DynamicTree
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build_dynamic, insert
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> old = build_dynamic(np.eye(3), MetricSpec("euclidean"), be)
+    >>> new = insert(old, np.zeros((2, 3)), be)
+    >>> new.n_live, old.n_live, new.version
+    (5, 3, 1)
+    """
+    return backend.insert(tree, X, n_threads)
+
+
+def remove(tree, ids, backend, n_threads=1):
+    """A new version of ``tree`` without the samples ``ids`` (``tree`` unchanged).
+
+    Parameters
+    ----------
+    tree : DynamicTree
+    ids : ndarray of shape (n_removed,)
+        Distinct live sample ids (validated by the caller).
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    new_tree : DynamicTree
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build_dynamic, remove
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> tree = remove(build_dynamic(np.eye(3), MetricSpec("euclidean"), be), [0], be)
+    >>> tree.live_ids()
+    array([1, 2])
+    """
+    return backend.remove(tree, ids, n_threads)
+
+
+def freeze(tree, backend):
+    """The read-optimised :class:`~sklearn_pcct._tree.TreeVersion` of a dynamic tree.
+
+    Parameters
+    ----------
+    tree : DynamicTree
+    backend : Backend
+
+    Returns
+    -------
+    frozen : TreeVersion
+        Its sample indices are the ids of ``tree``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build_dynamic, freeze
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> freeze(build_dynamic(np.eye(3), MetricSpec("euclidean"), be), be).n_nodes
+    3
+    """
+    return backend.freeze(tree)

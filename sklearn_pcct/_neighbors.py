@@ -4,11 +4,12 @@ from numbers import Real
 
 from ._base import KNeighborsMixin, PCCTBase, RadiusNeighborsMixin
 from ._compat import Interval
+from ._updates import UpdatesMixin
 
 __all__ = ["PCCTNeighbors"]
 
 
-class PCCTNeighbors(KNeighborsMixin, RadiusNeighborsMixin, PCCTBase):
+class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBase):
     """Exact nearest neighbours with a compressed cover tree.
 
     A drop-in replacement for :class:`sklearn.neighbors.NearestNeighbors`:
@@ -57,9 +58,16 @@ class PCCTNeighbors(KNeighborsMixin, RadiusNeighborsMixin, PCCTBase):
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
     n_samples_fit_ : int
-        Number of samples in the fitted data.
+        Number of sample ids issued since the last :term:`fit` (the samples
+        of ``fit`` and of every ``partial_fit``, removed ones included): the
+        column count of the graphs.
+    live_ids_ : ndarray of shape (n_live,)
+        Sorted ids of the samples not removed (all of ``range(n_samples_fit_)``
+        until :meth:`remove` is called).
+    version_ : int
+        Number of updates (``partial_fit`` / ``remove``) since the last fit.
     tree_ : TreeVersion
-        The immutable cover tree.
+        The immutable cover tree of the current version.
     backend_ : str
         The backend that built the tree.
 

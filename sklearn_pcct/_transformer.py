@@ -1,15 +1,21 @@
 """PCCTTransformer: the KNeighborsTransformer contract on a cover tree."""
 
+import numpy as np
+from scipy.sparse import csr_array
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
+from ._backends import resolve_backend
 from ._base import KNeighborsMixin, PCCTBase
-from ._compat import StrOptions, _fit_context, check_is_fitted
+from ._compat import StrOptions, _fit_context, align_sparse_api, check_is_fitted
+from ._graph import graph_after_insert, graph_after_remove, knn_graph
+from ._updates import UpdatesMixin
 
 __all__ = ["PCCTTransformer"]
 
 
 class PCCTTransformer(
-    ClassNamePrefixFeaturesOutMixin, KNeighborsMixin, TransformerMixin, PCCTBase
+    ClassNamePrefixFeaturesOutMixin, UpdatesMixin, KNeighborsMixin, TransformerMixin,
+    PCCTBase,
 ):
     """Transform X into an exact (weighted) graph of k nearest neighbors.
 
@@ -123,9 +129,69 @@ class PCCTTransformer(
         self : PCCTTransformer
             The fitted k-nearest neighbors transformer.
         """
-        self = super().fit(X)
-        self._n_features_out = self.n_samples_fit_
-        return self
+        return super().fit(X)
+
+    @property
+    def _n_features_out(self):
+        return self.n_samples_fit_
+
+    def _graph_k(self):
+        return self.n_neighbors + (self.mode == "distance")
+
+    def _live_graph(self, state):
+        """The dense live graph of ``state`` for the current parameters (cached)."""
+        key = ("knn_graph", self._graph_k())
+        graph = state.cache.get(key)
+        if graph is None:
+            k = self._graph_k()
+            if k > state.n_live:
+                # the error transform(X_live) would raise
+                self._kneighbors(state, state.dynamic.points.data[state.live_ids], k, False)
+            graph = knn_graph(state, k, resolve_backend(state.backend), self._n_threads())
+            state.cache[key] = graph
+        return graph
+
+    @property
+    def graph_(self):
+        """The graph of the live samples, kept current by partial_fit / remove.
+
+        Exactly what ``fit_transform`` returns for them, in id space: a CSR
+        matrix of shape ``(n_samples_fit_, n_samples_fit_)`` whose row ``i``
+        holds the neighbours of live sample ``i`` (itself included) and is
+        empty for removed ids. Built on first access, then updated
+        incrementally.
+        """
+        state = self._fitted_state()
+        graph = self._live_graph(state)
+        live = state.live_ids
+        k = graph.k
+        indptr = np.zeros(state.n_samples_fit + 1, dtype=np.int64)
+        counts = np.zeros(state.n_samples_fit, dtype=np.int64)
+        counts[live] = k
+        np.cumsum(counts, out=indptr[1:])
+        ind = graph.ind[live].ravel()
+        data = graph.dist[live].ravel() if self.mode == "distance" else np.ones(ind.size)
+        shape = (state.n_samples_fit, state.n_samples_fit)
+        return align_sparse_api(csr_array((data, ind, indptr), shape=shape))
+
+    def _after_update(self, old_state, new_state, inserted, removed):
+        key = ("knn_graph", self._graph_k())
+        graph = old_state.cache.get(key)
+        if graph is None or graph.k > new_state.n_live:
+            return
+        backend = resolve_backend(new_state.backend)
+        if inserted is not None:
+            new_ids = np.arange(old_state.n_samples_fit, new_state.n_samples_fit)
+            graph = graph_after_insert(
+                graph, new_state, new_ids, inserted, backend, self._n_threads()
+            )
+        else:
+            points = new_state.dynamic.points.data
+            graph = graph_after_remove(
+                graph, new_state, removed, lambda ids: points[ids], backend,
+                self._n_threads(),
+            )
+        new_state.cache[key] = graph
 
     def transform(self, X):
         """Compute the (weighted) graph of Neighbors for points in X.
@@ -169,4 +235,4 @@ class PCCTTransformer(
             The diagonal is always explicit.
             The matrix is of CSR format.
         """
-        return self.fit(X).transform(X)
+        return self.fit(X).graph_

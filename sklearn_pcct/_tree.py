@@ -33,6 +33,7 @@ only bounds their cost. :func:`check_tree_invariants` verifies all four and
 labels a failure as a correctness or a performance defect.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,13 @@ class TreeVersion:
                 arr = arr.view()
                 arr.flags.writeable = False
                 object.__setattr__(self, name, arr)
+
+    @functools.cached_property
+    def live_ids(self):
+        """Sorted sample indices held by the tree (read-only)."""
+        ids = np.sort(np.concatenate([self.node_sample, self.dup_idx]))
+        ids.flags.writeable = False
+        return ids
 
     @property
     def n_nodes(self):
@@ -149,7 +157,7 @@ def check_tree_invariants(tree, *, max_pairs=4_000_000, rtol=1e-9, random_state=
 
     # -- structure: one root, sibling blocks, descendant ranges, duplicate groups
     if n == 0:
-        if tree.n_samples != 0:
+        if tree.dup_idx.size != 0:
             fail("correctness", "empty tree with samples")
         return
     if tree.parent[0] != -1 or np.any(tree.parent[1:] < 0):
@@ -195,9 +203,19 @@ def check_tree_invariants(tree, *, max_pairs=4_000_000, rtol=1e-9, random_state=
         lv = tree.level[tree.child_start[v] : tree.child_stop[v]]
         if np.any(np.diff(lv) > 0):
             fail("correctness", f"children of node {v} are not sorted by level")
-    members = np.concatenate([tree.node_sample, tree.dup_idx])
-    if not np.array_equal(np.sort(members), np.arange(tree.n_samples)):
-        fail("correctness", "every sample must belong to exactly one node")
+    members = np.sort(np.concatenate([tree.node_sample, tree.dup_idx]))
+    if (
+        np.any(np.diff(members) <= 0)
+        or members[0] < 0
+        or members[-1] >= tree.n_samples
+    ):
+        fail("correctness", "every live sample must belong to exactly one node")
+    rep_is_min = [
+        tree.node_sample[v] < tree.dup_idx[tree.dup_ptr[v]]
+        for v in np.flatnonzero(np.diff(tree.dup_ptr))
+    ]
+    if not all(rep_is_min):
+        fail("correctness", "a node must be represented by its smallest sample")
 
     # -- covering and parent distances
     child = np.arange(1, n)

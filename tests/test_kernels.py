@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from sklearn_pcct import _dynamic as dyn
 from sklearn_pcct._backends import get_backend
 from sklearn_pcct._backends._numba import _kernels_build as kb
 from sklearn_pcct._backends._numba import _metrics as km
@@ -53,35 +54,47 @@ def test_distance_matches_reference(name, d, rng):
 
 
 def _dynamic_insert(X):
-    n = len(X)
-    arrays = [np.empty(n, dtype=t) for t in
-              (np.int64, np.int32, np.int64, np.float64, np.float64, np.int64, np.int64, np.int64)]
-    n_nodes, root, n_eval = kb.insert_rows(
-        _ro(X), np.arange(n), 0, -1, *arrays, 0, 2.0, _ro(np.empty(0)), km.no_user_metric
-    )
-    return n_nodes, root, n_eval, arrays
+    tree = BACKEND.build_dynamic(X, MetricSpec("euclidean"), 1)
+    nodes = np.arange(tree.n_nodes)
+    fields = {name: tree.node_field(getattr(dyn, name), nodes)
+              for name in ("ROW", "LEVEL", "PARENT")}
+    return tree, fields
 
 
-def test_insert_rows_levels_on_a_line():
+def test_insert_levels_on_a_line():
     # ALGORITHMS.md 5.1: root 0, then 40, 44, 45.5 -> the lowest failing level rule
     X = np.array([[0.0], [40.0], [44.0], [45.5]])
-    n_nodes, root, _, arrays = _dynamic_insert(X)
-    node_row, node_level, node_parent = arrays[0], arrays[1], arrays[2]
-    assert n_nodes == 4 and root == 0
-    levels = dict(zip(node_row[:4].tolist(), node_level[:4].tolist(), strict=True))
-    parents = dict(zip(node_row[:4].tolist(), node_parent[:4].tolist(), strict=True))
+    tree, f = _dynamic_insert(X)
+    assert tree.n_nodes == 4 and tree.root == 0
+    levels = dict(zip(f["ROW"].tolist(), f["LEVEL"].tolist(), strict=True))
+    parents = dict(zip(f["ROW"].tolist(), f["PARENT"].tolist(), strict=True))
     assert levels[1] == 5  # d(40, 0) = 40 <= 2^6: J = 6
     assert levels[2] == 1 and parents[2] == 1  # d(44, 40) = 4 = 2^2: J = 2
     assert levels[3] == 0 and parents[3] == 2  # d(45.5, 44) = 1.5: J = 1
-    tree = BACKEND.build(X, MetricSpec("euclidean"), 1)
-    check_tree_invariants(tree)
+    check_tree_invariants(BACKEND.freeze(tree))
+
+
+def test_orphan_rises_and_root_is_replaced():
+    # removing 40 orphans 44 (level 1): it must rise under the root, whose
+    # removal then promotes the orphan of highest level
+    X = np.array([[0.0], [40.0], [44.0], [45.5]])
+    tree, _ = _dynamic_insert(X)
+    after = BACKEND.remove(tree, np.array([1]), 1)
+    frozen = BACKEND.freeze(after)
+    check_tree_invariants(frozen)
+    lev = dict(zip(frozen.node_sample.tolist(), frozen.level.tolist(), strict=True))
+    assert lev[2] == 5  # d(44, 0) = 44 <= 2^6 = 2^(l + 1): l = 5
+    no_root = BACKEND.freeze(BACKEND.remove(after, np.array([0]), 1))
+    check_tree_invariants(no_root)
+    assert no_root.node_sample[0] == 2 and no_root.parent[0] == -1
+    check_tree_invariants(BACKEND.freeze(tree))  # the old version is intact
 
 
 def test_duplicates_join_a_group_and_radius_is_exact(rng):
     base = rng.random((20, 3))
     X = base[rng.integers(0, 20, 200)]
-    n_nodes, _, _, arrays = _dynamic_insert(X)
-    assert n_nodes == len(np.unique(X, axis=0))
+    tree, _ = _dynamic_insert(X)
+    assert tree.n_nodes == len(np.unique(X, axis=0))
     tree = BACKEND.build(X, MetricSpec("euclidean"), 1)
     check_tree_invariants(tree)
     # every radius is the exact subtree radius (plus a tiny slack)

@@ -10,10 +10,14 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 
+from ... import _dynamic as dyn
+from ..._dynamic import DynamicTree
 from ..._tree import TreeVersion
 from .._base import Capabilities
 from . import _kernels_build as kb
+from . import _kernels_graph as kg
 from . import _kernels_query as kq
+from . import _kernels_update as ku
 from . import _metrics as km
 
 __all__ = ["NumbaBackend"]
@@ -77,81 +81,36 @@ def _threads(n_threads):
 _GROUPED_BUILD_MIN = 8192
 
 
-class _DynamicTree:
-    """The insertion-friendly form of a tree (see ``_kernels_build``)."""
+def _extended_map(cmap, n_chunks):
+    """A private, writable copy of a chunk map with room for ``n_chunks``."""
+    out = np.full(max(n_chunks, cmap.shape[0]), -1, dtype=np.int64)
+    out[: cmap.shape[0]] = cmap
+    return out
 
-    def __init__(self, X, metric_args):
-        n = X.shape[0]
-        self.X = X
-        self.metric_args = metric_args
-        self.node_row = np.empty(n, dtype=np.int64)
-        self.node_level = np.empty(n, dtype=np.int32)
-        self.node_parent = np.empty(n, dtype=np.int64)
-        self.node_pdist = np.empty(n, dtype=np.float64)
-        self.node_radius = np.empty(n, dtype=np.float64)
-        self.first_child = np.empty(n, dtype=np.int64)
-        self.next_sibling = np.empty(n, dtype=np.int64)
-        self.row_node = np.empty(n, dtype=np.int64)
-        self.n_nodes = 0
-        self.root = -1
 
-    def insert(self, rows):
-        self.n_nodes, self.root, _ = kb.insert_rows(
-            self.X, rows, self.n_nodes, self.root, self.node_row, self.node_level,
-            self.node_parent, self.node_pdist, self.node_radius, self.first_child,
-            self.next_sibling, self.row_node, *self.metric_args,
-        )
+def _n_chunks(n):
+    return (n + dyn.MASK) >> dyn.SHIFT
 
-    def freeze(self, rows, metric):
-        """The read-optimised :class:`TreeVersion` over the inserted ``rows``.
 
-        Sample indices are positions in ``rows`` (all rows must be inserted).
-        """
-        n_nodes = self.n_nodes
-        if n_nodes == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            order, child_start, child_stop, desc_stop = empty, empty, empty, empty
-        else:
-            order, child_start, child_stop, desc_stop = kb.snapshot(
-                n_nodes, self.root, self.first_child, self.next_sibling
-            )
-        pos = np.empty(n_nodes, dtype=np.int64)
-        pos[order] = np.arange(n_nodes)
-        node_rows = self.node_row[order]
-        points = _readonly(np.ascontiguousarray(self.X[node_rows]))
-        # inflate the exact radii by a rounding slack (ALGORITHMS.md section 13)
-        radius = self.node_radius[order] * (1.0 + kb.RADIUS_SLACK)
-        # duplicate groups: each node is represented by its smallest sample
-        # (so that ties are broken by sample index); the others are dup_idx
-        samples = np.arange(rows.shape[0])
-        node_of_sample = pos[self.row_node[rows]]
-        by_node = np.lexsort((samples, node_of_sample))
-        firsts = np.searchsorted(node_of_sample[by_node], np.arange(n_nodes))
-        node_sample = samples[by_node][firsts]
-        is_rep = np.zeros(rows.shape[0], dtype=bool)
-        is_rep[firsts] = True
-        dup_idx = samples[by_node][~is_rep]
-        dup_ptr = np.zeros(n_nodes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(node_of_sample, minlength=n_nodes) - 1, out=dup_ptr[1:])
-        parent = np.full(n_nodes, -1, dtype=np.int64)
-        parent[1:] = pos[self.node_parent[order[1:]]]
-        parent_dist = self.node_pdist[order]
-        parent_dist[:1] = 0.0
-        return TreeVersion(
-            points=points,
-            node_sample=node_sample,
-            level=self.node_level[order],
-            parent=parent,
-            parent_dist=parent_dist,
-            radius=radius,
-            child_start=child_start,
-            child_stop=child_stop,
-            desc_stop=desc_stop,
-            dup_ptr=dup_ptr,
-            dup_idx=dup_idx,
-            n_samples=rows.shape[0],
-            metric=metric,
-        )
+def _mark_unplaced(id_pool, dm, dtop, dbase, lo, hi):
+    """Own the id chunks of ids ``[lo, hi)`` and mark those ids as in no node."""
+    c_lo, c_hi = lo >> dyn.SHIFT, _n_chunks(hi)
+    ints = id_pool.ints
+    for c in range(c_lo, min(c_lo + 1, c_hi)):  # the first may be shared
+        s = dm[c]
+        if s < dbase:
+            t = int(dtop[0])
+            dtop[0] += 1
+            if s >= 0:
+                ints[t] = ints[s]
+            dm[c] = t
+    fresh = np.arange(c_lo + 1, c_hi)
+    if fresh.size:
+        t = int(dtop[0])
+        dm[fresh] = np.arange(t, t + fresh.size)
+        dtop[0] += fresh.size
+    ids = np.arange(lo, hi)
+    ints[dm[ids >> dyn.SHIFT], 0, ids & dyn.MASK] = -1
 
 
 def _leaf_size(n_features):
@@ -179,9 +138,13 @@ class NumbaBackend:
         metrics=tuple(_CODES),
     )
 
-    # -- construction -----------------------------------------------------
+    # -- construction and updates ------------------------------------------
     def build(self, X, metric, n_threads):
-        """Build a tree by inserting the rows of ``X`` one after the other.
+        """The read-optimised tree of the rows of ``X`` (see :meth:`build_dynamic`)."""
+        return self.freeze(self.build_dynamic(X, metric, n_threads))
+
+    def build_dynamic(self, X, metric, n_threads):
+        """Build the dynamic tree of ``X`` by inserting its rows into an empty tree.
 
         Small inputs are inserted in index order. Larger ones first insert a
         seeded random sixteenth of the rows, then the others grouped by their
@@ -191,25 +154,159 @@ class NumbaBackend:
         """
         if metric.name == "callable":
             X = np.asarray(X, dtype=np.float64)
-        X = _readonly(np.ascontiguousarray(X))
+        X = np.ascontiguousarray(X)
         n = X.shape[0]
-        args = _metric_args(metric)
-        tree = _DynamicTree(X, args)
-        if n == 0:
-            return tree.freeze(np.arange(0, dtype=np.int64), metric)
-        if n < _GROUPED_BUILD_MIN:
-            tree.insert(np.arange(n, dtype=np.int64))
-            return tree.freeze(np.arange(n, dtype=np.int64), metric)
-        perm = np.random.default_rng(0).permutation(n)
-        first, rest = np.sort(perm[: n // 16]), np.sort(perm[n // 16 :])
-        tree.insert(first)
-        coarse = tree.freeze(first, metric)
-        _, nearest = self.knn(coarse, X[rest], 1, n_threads)
-        node_of = np.empty(n, dtype=np.int64)
-        node_of[coarse.node_sample] = np.arange(coarse.n_nodes)
-        node_of[coarse.dup_idx] = np.repeat(np.arange(coarse.n_nodes), np.diff(coarse.dup_ptr))
-        tree.insert(rest[np.argsort(node_of[nearest[:, 0]], kind="stable")])
-        return tree.freeze(np.arange(n, dtype=np.int64), metric)
+        tree = DynamicTree.empty(X.shape[1], X.dtype, metric, capacity=max(n, 16))
+        return self.insert(tree, X, n_threads)
+
+    def insert(self, tree, X, n_threads):
+        """A new version of ``tree`` with the rows of ``X`` inserted.
+
+        The rows get the next sample ids ``tree.n_ids, tree.n_ids + 1, ...``;
+        ``tree`` itself is left unchanged (copy-on-write chunks).
+        """
+        m = X.shape[0]
+        if m == 0:
+            return tree
+        store = tree.points
+        store.n = tree.n_ids  # drop rows a failed update may have appended
+        first = store.append(X)
+        ids = np.arange(first, first + m, dtype=np.int64)
+        node_pool, id_pool = tree.node_pool, tree.id_pool
+        n_chunk_nodes = _n_chunks(tree.n_nodes + m)
+        n_chunk_ids = _n_chunks(tree.n_ids + m)
+        node_pool.reserve(n_chunk_nodes)
+        id_pool.reserve(n_chunk_ids)
+        cm = _extended_map(tree.node_map, n_chunk_nodes)
+        dm = _extended_map(tree.id_map, n_chunk_ids)
+        top = np.array([node_pool.top], dtype=np.int64)
+        dtop = np.array([id_pool.top], dtype=np.int64)
+        base, dbase = int(top[0]), int(dtop[0])
+        _mark_unplaced(id_pool, dm, dtop, dbase, first, first + m)
+        P = _readonly(store.data)
+        args = _metric_args(tree.metric)
+        n_nodes, root = tree.n_nodes, tree.root
+        if tree.n_live == 0 and m >= _GROUPED_BUILD_MIN:
+            # grouped order (see build_dynamic): a random sixteenth first
+            perm = np.random.default_rng(0).permutation(m)
+            head, rest = np.sort(perm[: m // 16]), np.sort(perm[m // 16 :])
+            n_nodes, root, _ = ku.insert_ids(
+                P, ids[head], node_pool.ints, node_pool.floats, cm, top, base,
+                id_pool.ints, dm, dtop, dbase, n_nodes, root, *args,
+            )
+            coarse = self.freeze(self._version(
+                tree, cm, dm, n_nodes, first + m, root, int(head.size), top, dtop
+            ))
+            _, nearest = self.knn(coarse, X[rest], 1, n_threads)
+            node_of = self._node_of_samples(coarse)
+            ids_rest = ids[rest[np.argsort(node_of[nearest[:, 0]], kind="stable")]]
+            n_nodes, root, _ = ku.insert_ids(
+                P, ids_rest, node_pool.ints, node_pool.floats, cm, top, base,
+                id_pool.ints, dm, dtop, dbase, n_nodes, root, *args,
+            )
+        else:
+            n_nodes, root, _ = ku.insert_ids(
+                P, ids, node_pool.ints, node_pool.floats, cm, top, base,
+                id_pool.ints, dm, dtop, dbase, n_nodes, root, *args,
+            )
+        node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
+        return self._version(tree, cm, dm, n_nodes, first + m, root,
+                             tree.n_live + m, top, dtop, base=(base, dbase))
+
+    def remove(self, tree, ids, n_threads):
+        """A new version of ``tree`` without the samples ``ids``.
+
+        ``ids`` must be distinct live ids (the caller validates them).
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            return tree
+        node_pool, id_pool = tree.node_pool, tree.id_pool
+        node_pool.reserve(_n_chunks(tree.n_nodes))
+        id_pool.reserve(_n_chunks(tree.n_ids))
+        cm = _extended_map(tree.node_map, _n_chunks(tree.n_nodes))
+        dm = _extended_map(tree.id_map, _n_chunks(tree.n_ids))
+        top = np.array([node_pool.top], dtype=np.int64)
+        dtop = np.array([id_pool.top], dtype=np.int64)
+        base, dbase = int(top[0]), int(dtop[0])
+        root, _, _, _ = ku.remove_ids(
+            _readonly(tree.points.data), ids, node_pool.ints, node_pool.floats, cm,
+            top, base, id_pool.ints, dm, dtop, dbase, tree.root,
+            *_metric_args(tree.metric),
+        )
+        node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
+        return self._version(tree, cm, dm, tree.n_nodes, tree.n_ids, root,
+                             tree.n_live - ids.size, top, dtop, base=(base, dbase))
+
+    @staticmethod
+    def _version(tree, cm, dm, n_nodes, n_ids, root, n_live, top, dtop, base=None):
+        own = (0, 0) if base is None else (int(top[0]) - base[0], int(dtop[0]) - base[1])
+        return DynamicTree(
+            points=tree.points, node_pool=tree.node_pool, id_pool=tree.id_pool,
+            node_map=cm, id_map=dm, n_nodes=n_nodes, n_ids=n_ids, n_live=n_live,
+            root=root, metric=tree.metric,
+            version=tree.version + (base is not None and tree.n_ids > 0),
+            own_slots=own,
+        )
+
+    @staticmethod
+    def _node_of_samples(tree):
+        node_of = np.full(tree.n_samples, -1, dtype=np.int64)
+        node_of[tree.node_sample] = np.arange(tree.n_nodes)
+        node_of[tree.dup_idx] = np.repeat(np.arange(tree.n_nodes), np.diff(tree.dup_ptr))
+        return node_of
+
+    def freeze(self, tree):
+        """The read-optimised :class:`TreeVersion` of a :class:`DynamicTree`.
+
+        Sample indices are ids; removed ids belong to no node.
+        """
+        n_features = tree.n_features
+        if tree.root == -1:
+            empty = np.zeros(0, dtype=np.int64)
+            return TreeVersion(
+                points=np.zeros((0, n_features), dtype=tree.dtype), node_sample=empty,
+                level=np.zeros(0, dtype=np.int32), parent=empty,
+                parent_dist=np.zeros(0), radius=np.zeros(0), child_start=empty,
+                child_stop=empty, desc_stop=empty, dup_ptr=np.zeros(1, dtype=np.int64),
+                dup_idx=empty, n_samples=tree.n_ids, metric=tree.metric,
+                version=tree.version,
+            )
+        order, child_start, child_stop, desc_stop = ku.dfs_layout(
+            tree.node_pool.ints, tree.node_map, tree.root, tree.n_nodes
+        )
+        n = order.shape[0]
+        pos = np.full(tree.n_nodes, -1, dtype=np.int64)
+        pos[order] = np.arange(n)
+        rows = tree.node_field(dyn.ROW, order)
+        points = _readonly(np.ascontiguousarray(tree.points.data[rows]))
+        level = tree.node_field(dyn.LEVEL, order).astype(np.int32)
+        parent = np.full(n, -1, dtype=np.int64)
+        parent[1:] = pos[tree.node_field(dyn.PARENT, order[1:])]
+        parent_dist = tree.node_field(dyn.PDIST, order, floating=True)
+        parent_dist[:1] = 0.0
+        # inflate the radii by a rounding slack (ALGORITHMS.md section 13)
+        radius = tree.node_field(dyn.RADIUS, order, floating=True) * (1.0 + kb.RADIUS_SLACK)
+        # duplicate groups: each node is represented by its smallest live id
+        # (so that ties are broken by sample index); the others are dup_idx
+        id_node = tree.id_node()
+        samples = np.flatnonzero(id_node >= 0)
+        node_of_sample = pos[id_node[samples]]
+        by_node = np.lexsort((samples, node_of_sample))
+        firsts = np.searchsorted(node_of_sample[by_node], np.arange(n))
+        node_sample = samples[by_node][firsts]
+        is_rep = np.zeros(samples.shape[0], dtype=bool)
+        is_rep[firsts] = True
+        dup_idx = samples[by_node][~is_rep]
+        dup_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(node_of_sample, minlength=n) - 1, out=dup_ptr[1:])
+        return TreeVersion(
+            points=points, node_sample=node_sample, level=level, parent=parent,
+            parent_dist=parent_dist, radius=radius, child_start=child_start,
+            child_stop=child_stop, desc_stop=desc_stop, dup_ptr=dup_ptr,
+            dup_idx=dup_idx, n_samples=tree.n_ids, metric=tree.metric,
+            version=tree.version,
+        )
 
     # -- queries ----------------------------------------------------------
     def _tree_args(self, tree):
@@ -234,18 +331,22 @@ class NumbaBackend:
         return dist, ind
 
     def knn_fitted(self, tree, k, n_threads):
-        """Exact k nearest samples of every fitted sample (itself included)."""
+        """Exact k nearest samples of every live sample (itself included).
+
+        Rows follow the live sample ids in ascending order.
+        """
         dist_n, ind_n = self.knn(tree, tree.points, k, n_threads)
         return self._per_sample(tree, dist_n), self._per_sample(tree, ind_n)
 
     @staticmethod
     def _per_sample(tree, per_node):
-        """Rows computed once per node, copied to every sample of the node."""
-        out = np.empty((tree.n_samples,) + per_node.shape[1:], dtype=per_node.dtype)
-        out[tree.node_sample] = per_node
+        """Rows computed once per node, copied to every live sample of the node."""
+        live = tree.live_ids
+        out = np.empty((live.shape[0],) + per_node.shape[1:], dtype=per_node.dtype)
+        out[np.searchsorted(live, tree.node_sample)] = per_node
         mult = np.diff(tree.dup_ptr)
         if tree.dup_idx.size:
-            out[tree.dup_idx] = np.repeat(per_node, mult, axis=0)
+            out[np.searchsorted(live, tree.dup_idx)] = np.repeat(per_node, mult, axis=0)
         return out
 
     def radius(self, tree, Q, r, n_threads):
@@ -266,19 +367,56 @@ class NumbaBackend:
         return indptr, ind, dist
 
     def radius_fitted(self, tree, r, n_threads):
-        """Radius neighbours of every fitted sample (itself included)."""
+        """Radius neighbours of every live sample (itself included).
+
+        Rows follow the live sample ids in ascending order.
+        """
         indptr_n, ind_n, dist_n = self.radius(
             tree, tree.points, np.full(tree.n_nodes, float(r)), n_threads
         )
         counts_n = np.diff(indptr_n)
-        node_of = np.empty(tree.n_samples, dtype=np.int64)
-        node_of[tree.node_sample] = np.arange(tree.n_nodes)
-        node_of[tree.dup_idx] = np.repeat(np.arange(tree.n_nodes), np.diff(tree.dup_ptr))
+        node_of = self._node_of_samples(tree)[tree.live_ids]
         counts = counts_n[node_of]
-        indptr = np.zeros(tree.n_samples + 1, dtype=np.int64)
+        indptr = np.zeros(node_of.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         # gather each sample's node row
         starts = np.repeat(indptr_n[node_of], counts)
         offs = np.arange(indptr[-1]) - np.repeat(indptr[:-1], counts)
         src = starts + offs
         return indptr, ind_n[src], dist_n[src]
+
+    def reverse_knn(self, tree, Q, tau, n_threads):
+        """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the samples ``x`` of ``tree``.
+
+        ``tau`` has one entry per sample id (``-inf`` excludes a sample).
+        Returns ``(q, x, dist)`` arrays, one entry per pair.
+        """
+        Q = self._queries(tree, Q)
+        n = tree.n_nodes
+        if n == 0 or Q.shape[0] == 0:
+            e = np.zeros(0, dtype=np.int64)
+            return e, e, np.zeros(0)
+        tau_node = tau[tree.node_sample].astype(np.float64)
+        groups = np.flatnonzero(np.diff(tree.dup_ptr))
+        if groups.size:
+            dup_max = np.maximum.reduceat(tau[tree.dup_idx], tree.dup_ptr[groups])
+            tau_node[groups] = np.maximum(tau_node[groups], dup_max)
+        mk = kg.subtree_max(tau_node, tree.child_start, tree.child_stop)
+        code, p, w, user = _metric_args(tree.metric)
+        with _threads(n_threads):
+            indptr, node, dist = kg.reverse_pairs(
+                Q, tree.points, tree.parent_dist, tree.radius, tree.child_start,
+                tree.child_stop, _readonly(tau_node), _readonly(mk), code, p, w, user,
+            )
+        q = np.repeat(np.arange(Q.shape[0]), np.diff(indptr))
+        # expand nodes to their samples (representative and duplicates)
+        mult = np.diff(tree.dup_ptr)[node]
+        rep_q, rep_x, rep_d = q, tree.node_sample[node], dist
+        if tree.dup_idx.size and mult.sum():
+            starts = np.repeat(tree.dup_ptr[node], mult)
+            offs = np.arange(mult.sum()) - np.repeat(np.cumsum(mult) - mult, mult)
+            rep_q = np.concatenate([rep_q, np.repeat(q, mult)])
+            rep_x = np.concatenate([rep_x, tree.dup_idx[starts + offs]])
+            rep_d = np.concatenate([rep_d, np.repeat(dist, mult)])
+        keep = rep_d < tau[rep_x]
+        return rep_q[keep], rep_x[keep], rep_d[keep]

@@ -1,0 +1,104 @@
+"""Numba kernels that keep a k-NN graph current after an insertion.
+
+A new point ``y`` enters the neighbour list of a fitted point ``x`` exactly
+when ``d(x, y) < tau(x)``, the current k-th distance of ``x`` (new points
+have larger ids, so they lose ties). :func:`reverse_pairs` finds these
+pairs with a search over the read-optimised tree pruned by ``mk``, the
+largest ``tau`` in each subtree (:func:`subtree_max`): the subtree of ``c``
+is skipped when a lower bound on ``d(y, c')`` for its nodes ``c'`` is at
+least ``mk[c]``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._metrics import distance
+
+__all__ = ["subtree_max", "reverse_pairs"]
+
+
+@njit(cache=True)
+def subtree_max(tau_node, child_start, child_stop):
+    """``mk[v] = max(tau_node[u])`` over ``u`` in the subtree of ``v`` (itself included)."""
+    n = tau_node.shape[0]
+    mk = tau_node.copy()
+    for v in range(n - 1, -1, -1):
+        for c in range(child_start[v], child_stop[v]):
+            if mk[c] > mk[v]:
+                mk[v] = mk[c]
+    return mk
+
+
+@njit(cache=True)
+def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
+                 tau_node, mk, stack, stack_d, out_node, out_dist, pos, fill,
+                 code, p, w, user):
+    """Visit the tree for query ``i``; count (or, with ``fill``, store) its pairs."""
+    cnt = 0
+    if points.shape[0] == 0:
+        return cnt
+    d0 = distance(Q, i, points, 0, code, p, w, user)
+    if d0 < tau_node[0]:
+        if fill:
+            out_node[pos + cnt] = 0
+            out_dist[pos + cnt] = d0
+        cnt += 1
+    if d0 - radius[0] >= mk[0]:
+        return cnt
+    stack[0] = 0
+    stack_d[0] = d0
+    top = 1
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        dv = stack_d[top]
+        for c in range(child_start[v], child_stop[v]):
+            if abs(dv - parent_dist[c]) - radius[c] >= mk[c]:
+                continue
+            dc = distance(Q, i, points, c, code, p, w, user)
+            if dc < tau_node[c]:
+                if fill:
+                    out_node[pos + cnt] = c
+                    out_dist[pos + cnt] = dc
+                cnt += 1
+            if child_stop[c] > child_start[c] and dc - radius[c] < mk[c]:
+                stack[top] = c
+                stack_d[top] = dc
+                top += 1
+    return cnt
+
+
+@njit(cache=True, parallel=True)
+def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
+                  tau_node, mk, code, p, w, user):
+    """Nodes ``v`` with ``d(Q[i], v) < tau_node[v]``, for every query ``i``.
+
+    Returns ``(indptr, node, dist)`` in CSR layout over the queries.
+    """
+    n_q = Q.shape[0]
+    n = points.shape[0]
+    indptr = np.zeros(n_q + 1, dtype=np.int64)
+    dummy_i = np.empty(0, dtype=np.int64)
+    dummy_d = np.empty(0, dtype=np.float64)
+    n_blocks = min(n_q, 256)
+    for b in prange(n_blocks):
+        stack = np.empty(max(n, 1), dtype=np.int64)
+        stack_d = np.empty(max(n, 1), dtype=np.float64)
+        for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
+            indptr[i + 1] = _reverse_one(
+                Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
+                mk, stack, stack_d, dummy_i, dummy_d, 0, False, code, p, w, user,
+            )
+    for i in range(n_q):
+        indptr[i + 1] += indptr[i]
+    out_node = np.empty(indptr[n_q], dtype=np.int64)
+    out_dist = np.empty(indptr[n_q], dtype=np.float64)
+    for b in prange(n_blocks):
+        stack = np.empty(max(n, 1), dtype=np.int64)
+        stack_d = np.empty(max(n, 1), dtype=np.float64)
+        for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
+            _reverse_one(
+                Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
+                mk, stack, stack_d, out_node, out_dist, indptr[i], True, code, p, w, user,
+            )
+    return indptr, out_node, out_dist

@@ -1,0 +1,252 @@
+"""Batch updates of a fitted estimator (partial_fit / remove) and snapshots.
+
+Id policy
+---------
+Ids are stable: the ``i``-th row inserted since the last ``fit`` (by ``fit``
+itself or by ``partial_fit``) has id ``i``; removed ids are never reused.
+Queries return ids, ``n_samples_fit_`` is the number of ids issued so far
+(the column count of every graph) and ``live_ids_`` lists the ids not
+removed. With ``X=None`` the rows of ``kneighbors`` / ``radius_neighbors``
+are the live ids in ascending order, and the graphs have one (possibly
+empty) row per issued id.
+
+Every update builds a new immutable tree version by path copying and swaps
+it in with one assignment: queries running in other threads see the old or
+the new version, never a mixture, and :meth:`UpdatesMixin.snapshot` keeps
+any version queryable for as long as it is referenced.
+"""
+
+import threading
+
+import numpy as np
+from sklearn.utils import check_array
+
+from . import _core
+from ._backends import resolve_backend
+from ._base import KNeighborsMixin, RadiusNeighborsMixin
+from ._compat import check_is_fitted, validate_data
+from ._state import FittedState
+
+__all__ = ["UpdatesMixin", "PCCTSnapshot"]
+
+# Updates of all estimators are serialised (one writer per tree family,
+# ALGORITHMS.md section 10); queries never take it.
+_UPDATE_LOCK = threading.RLock()
+
+_DTYPES = [np.float64, np.float32]
+
+
+def _validate_ids(ids, state):
+    ids = np.asarray(ids)
+    if ids.ndim == 0:
+        ids = ids.reshape(1)
+    if ids.ndim != 1:
+        raise ValueError(f"ids must be a 1-D array of sample ids, got shape {ids.shape}")
+    if ids.size == 0:
+        return ids.astype(np.int64)
+    if ids.dtype == bool or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be integer sample ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    unknown = ids[(ids < 0) | (ids >= state.n_samples_fit)]
+    if unknown.size:
+        raise ValueError(
+            f"unknown ids {np.unique(unknown)[:10].tolist()}: ids issued so far are "
+            f"0..{state.n_samples_fit - 1}"
+        )
+    uniq, counts = np.unique(ids, return_counts=True)
+    if np.any(counts > 1):
+        raise ValueError(f"ids {uniq[counts > 1][:10].tolist()} are repeated")
+    removed = ids[state.dynamic.id_node(ids) < 0]
+    if removed.size:
+        raise ValueError(f"ids {np.sort(removed)[:10].tolist()} were already removed")
+    return ids
+
+
+class UpdatesMixin:
+    """``partial_fit``, ``remove`` and ``snapshot`` for the PCCT estimators."""
+
+    def partial_fit(self, X, y=None):
+        """Insert a batch of samples (the first call on an unfitted estimator fits).
+
+        The rows get the next ids ``n_samples_fit_, n_samples_fit_ + 1, ...``.
+        The tree is updated by batch insertion into a new version; versions
+        held by :meth:`snapshot` are not affected. On error the estimator is
+        left exactly as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New samples, with the features seen in :term:`fit`.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> nn = PCCTNeighbors(n_neighbors=1).partial_fit([[0.0], [1.0]])
+        >>> nn = nn.partial_fit([[5.0]])
+        >>> nn.n_samples_fit_, nn.kneighbors([[4.0]])[1]
+        (3, array([[2]]))
+        """
+        if "_pcct_state_" not in self.__dict__:
+            return self.fit(X)
+        with _UPDATE_LOCK:
+            state = self._pcct_state_
+            X = validate_data(
+                self, X, accept_sparse=False, dtype=_DTYPES, order="C", reset=False
+            )
+            X = np.ascontiguousarray(X, dtype=state.dynamic.dtype)
+            backend = resolve_backend(self.backend_)
+            dynamic = _core.insert(state.dynamic, X, backend, self._n_threads())
+            new_state = FittedState(dynamic, state.backend)
+            self._after_update(state, new_state, inserted=X, removed=None)
+            self._pcct_state_ = new_state
+        return self
+
+    def remove(self, ids):
+        """Delete the samples with the given ids.
+
+        The nodes that lose their last sample are physically removed and
+        their descendants re-attached (the tree stays a valid compressed
+        cover tree), in a new version. On error (unknown, repeated or
+        already removed ids) the estimator is left exactly as it was.
+
+        Parameters
+        ----------
+        ids : array-like of int of shape (n_removed,)
+            Live sample ids (see ``live_ids_``).
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> nn = PCCTNeighbors(n_neighbors=1).fit([[0.0], [1.0], [5.0]])
+        >>> nn.remove([1]).live_ids_
+        array([0, 2])
+        >>> nn.kneighbors([[0.9]])[1]
+        array([[0]])
+        """
+        check_is_fitted(self)
+        with _UPDATE_LOCK:
+            state = self._pcct_state_
+            ids = _validate_ids(ids, state)
+            if ids.size == 0:
+                return self
+            backend = resolve_backend(self.backend_)
+            dynamic = _core.remove(state.dynamic, ids, backend, self._n_threads())
+            new_state = FittedState(dynamic, state.backend)
+            self._after_update(state, new_state, inserted=None, removed=ids)
+            self._pcct_state_ = new_state
+        return self
+
+    def _after_update(self, old_state, new_state, inserted, removed):
+        """Hook for derived data kept current across updates (none here)."""
+
+    def snapshot(self):
+        """A frozen, picklable, queryable view of the current tree version.
+
+        Later updates of the estimator do not change the snapshot.
+
+        Returns
+        -------
+        snapshot : PCCTSnapshot
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> nn = PCCTNeighbors(n_neighbors=1).fit([[0.0], [1.0]])
+        >>> snap = nn.snapshot()
+        >>> nn = nn.remove([0])
+        >>> snap.kneighbors([[0.1]])[1], nn.kneighbors([[0.1]])[1]
+        (array([[0]]), array([[1]]))
+        """
+        check_is_fitted(self)
+        return PCCTSnapshot(self)
+
+
+class PCCTSnapshot(KNeighborsMixin, RadiusNeighborsMixin):
+    """An immutable, queryable version of a fitted PCCT estimator.
+
+    Made by :meth:`PCCTNeighbors.snapshot`; answers ``kneighbors``,
+    ``kneighbors_graph``, ``radius_neighbors`` and ``radius_neighbors_graph``
+    exactly as the estimator did when the snapshot was taken.
+
+    Attributes
+    ----------
+    n_neighbors, radius : int, float
+        Defaults of the estimator at snapshot time (``radius`` is None for
+        :class:`PCCTTransformer`).
+    n_features_in_ : int
+    n_samples_fit_ : int
+    live_ids_ : ndarray of shape (n_live,)
+    version_ : int
+    tree_ : TreeVersion
+    """
+
+    def __init__(self, estimator):
+        self._pcct_state_ = estimator._pcct_state_
+        self.n_neighbors = estimator.n_neighbors
+        self.radius = getattr(estimator, "radius", None)
+        self.n_jobs = estimator.n_jobs
+        self.backend_ = estimator.backend_
+        self.n_features_in_ = estimator.n_features_in_
+        self.effective_metric_ = estimator.effective_metric_
+        self.effective_metric_params_ = estimator.effective_metric_params_
+        if hasattr(estimator, "feature_names_in_"):
+            self.feature_names_in_ = estimator.feature_names_in_
+
+    def __repr__(self):
+        return (
+            f"PCCTSnapshot(version={self.version_}, n_live={self.live_ids_.shape[0]}, "
+            f"n_samples_fit={self.n_samples_fit_})"
+        )
+
+    def _check_fitted(self):
+        return self._pcct_state_
+
+    def _validate_queries(self, X):
+        X = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but PCCTSnapshot is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
+
+    def _backend(self):
+        return resolve_backend(self.backend_)
+
+    def _n_threads(self):
+        from joblib import effective_n_jobs
+
+        return max(1, int(effective_n_jobs(self.n_jobs)))
+
+    @property
+    def tree_(self):
+        """The read-optimised cover tree of this version."""
+        return self._pcct_state_.tree
+
+    @property
+    def n_samples_fit_(self):
+        """Sample ids issued up to this version."""
+        return self._pcct_state_.n_samples_fit
+
+    @property
+    def live_ids_(self):
+        """Sorted live sample ids of this version."""
+        return self._pcct_state_.live_ids
+
+    @property
+    def version_(self):
+        """Number of updates since the fit, at snapshot time."""
+        return self._pcct_state_.dynamic.version
+
