@@ -2,6 +2,7 @@
 
 from ._neighbors import PCCTNeighbors
 from ._transformer import PCCTTransformer
+from ._updates import PCCTSnapshot
 from ._version import __version__
 
-__all__ = ["PCCTNeighbors", "PCCTTransformer", "__version__"]
+__all__ = ["PCCTNeighbors", "PCCTSnapshot", "PCCTTransformer", "__version__"]

@@ -24,7 +24,7 @@ from ._compat import (
     validate_data,
 )
 from ._metric import resolve_metric
-from ._state import FittedState
+from ._state import UPDATE_LOCK, FittedState
 
 __all__ = ["PCCTBase", "KNeighborsMixin", "RadiusNeighborsMixin"]
 
@@ -85,7 +85,8 @@ class PCCTBase(BaseEstimator):
             if key in self.__dict__
         }
         try:
-            return self._fit(X)
+            with UPDATE_LOCK:
+                return self._fit(X)
         except BaseException:
             for key in ("n_features_in_", "feature_names_in_"):
                 self.__dict__.pop(key, None)
@@ -219,9 +220,12 @@ class KNeighborsMixin:
                 inequality_str = "n_neighbors < n_samples_fit"
             else:
                 inequality_str = "n_neighbors <= n_samples_fit"
+            fitted = f"n_samples_fit = {n_live}"
+            if n_live != state.n_samples_fit:  # after removals: say what counts
+                fitted = f"live samples = {n_live} (n_samples_fit = {state.n_samples_fit})"
             raise ValueError(
                 f"Expected {inequality_str}, but "
-                f"n_neighbors = {n_neighbors}, n_samples_fit = {n_live}, "
+                f"n_neighbors = {n_neighbors}, {fitted}, "
                 f"n_samples = {n_queries}"
             )
         backend = self._backend()

@@ -1,16 +1,18 @@
 """The live k-NN graph of the fitted points, kept current across updates.
 
-The graph is held densely by sample id: ``ind[x]`` / ``dist[x]`` are the
-``k`` nearest live samples of the live sample ``x`` (itself included, the
-rows of ``kneighbors(X_live)``), sorted by ``(distance, id)``; rows of
-removed ids hold ``-1`` / ``inf``. After an update only the rows that can
-change are recomputed (ALGORITHMS.md section 8, issue 3):
+The graph is held densely by sample id: ``ind[x]`` / ``dist[x]`` hold the
+``c(x)`` nearest live samples of the live sample ``x`` (itself included, as
+in ``kneighbors(X_live)``), sorted by ``(distance, id)``, for some
+``k <= c(x) <= k + reserve``, padded with ``-1`` / ``inf`` (rows of removed
+ids are all padding). The graph is the first ``k`` columns. After an update
+only the rows that can change are touched (ALGORITHMS.md section 8):
 
 * insert: rows of the new points (k-NN queries), and rows whose list a new
   point enters -- found by a reverse search for ``d(x, y) < tau(x)``, the
-  current k-th distance, and merged without any new query;
-* remove: rows that lost a neighbour are queried again; others keep their
-  lists (their k nearest are all still there).
+  last distance held for ``x`` -- merged without any new query (a held
+  list is an exact prefix of the neighbour order, so the merge is exact);
+* remove: removed samples leave the lists; only a row left with fewer than
+  ``k`` entries is queried again (the reserve makes this rare).
 
 No sklearn here; the estimators turn the arrays into CSR matrices.
 """
@@ -26,14 +28,15 @@ __all__ = ["KNNGraph", "knn_graph", "graph_after_insert", "graph_after_remove"]
 
 @dataclass(frozen=True, eq=False)
 class KNNGraph:
-    """Dense k-NN lists by sample id (see the module docstring)."""
+    """Dense neighbour lists by sample id (see the module docstring)."""
 
     ind: np.ndarray
     dist: np.ndarray
+    k: int
 
     @property
-    def k(self):
-        """Neighbours per row."""
+    def capacity(self):
+        """Entries held per row at most (``k`` plus the reserve)."""
         return self.ind.shape[1]
 
 
@@ -43,7 +46,12 @@ def _readonly(*arrays):
     return arrays
 
 
-def knn_graph(state, k, backend, n_threads=1):
+def _padded(n_rows, capacity):
+    return (np.full((n_rows, capacity), -1, dtype=np.int64),
+            np.full((n_rows, capacity), np.inf))
+
+
+def knn_graph(state, k, backend, n_threads=1, reserve=0):
     """The graph of the live samples of ``state`` from scratch.
 
     Parameters
@@ -53,6 +61,8 @@ def knn_graph(state, k, backend, n_threads=1):
         Neighbours per row (at most the number of live samples).
     backend : Backend
     n_threads : int, default=1
+    reserve : int, default=0
+        Extra neighbours held per row, so that removals rarely need a query.
 
     Returns
     -------
@@ -74,21 +84,12 @@ def knn_graph(state, k, backend, n_threads=1):
            [1, 0],
            [2, 1]])
     """
-    n_ids = state.n_samples_fit
-    ind = np.full((n_ids, k), -1, dtype=np.int64)
-    dist = np.full((n_ids, k), np.inf)
-    d, i = _core.knn_fitted(state.tree, k, backend, n_threads)
-    ind[state.live_ids] = i
-    dist[state.live_ids] = d
-    return KNNGraph(*_readonly(ind, dist))
-
-
-def _grow(graph, n_ids):
-    ind = np.full((n_ids, graph.k), -1, dtype=np.int64)
-    dist = np.full((n_ids, graph.k), np.inf)
-    ind[: graph.ind.shape[0]] = graph.ind
-    dist[: graph.dist.shape[0]] = graph.dist
-    return ind, dist
+    ind, dist = _padded(state.n_samples_fit, k + reserve)
+    held = min(k + reserve, state.n_live)
+    d, i = _core.knn_fitted(state.tree, held, backend, n_threads)
+    ind[state.live_ids, :held] = i
+    dist[state.live_ids, :held] = d
+    return KNNGraph(*_readonly(ind, dist), k)
 
 
 def graph_after_insert(graph, new_state, new_ids, X_new, backend, n_threads=1):
@@ -109,31 +110,34 @@ def graph_after_insert(graph, new_state, new_ids, X_new, backend, n_threads=1):
     -------
     graph : KNNGraph
     """
-    k = graph.k
-    ind, dist = _grow(graph, new_state.n_samples_fit)
+    cap = graph.capacity
+    ind, dist = _padded(new_state.n_samples_fit, cap)
+    ind[: graph.ind.shape[0]] = graph.ind
+    dist[: graph.dist.shape[0]] = graph.dist
     tree = new_state.tree
     # rows of the new samples
-    d_new, i_new = _core.knn(tree, X_new, k, backend, n_threads)
-    # old rows that a new sample enters: d(x, y) < tau(x)
+    held = min(cap, new_state.n_live)
+    d_new, i_new = _core.knn(tree, X_new, held, backend, n_threads)
+    # old rows that a new sample enters: d(x, y) < tau(x), the last held distance
+    count = (ind >= 0).sum(axis=1)
     tau = np.full(new_state.n_samples_fit, -np.inf)
     old = new_state.live_ids[new_state.live_ids < new_ids[0]]
-    tau[old] = dist[old, k - 1]
+    tau[old] = dist[old, count[old] - 1]
     q, x, d = backend.reverse_knn(tree, X_new, tau, n_threads)
     if x.size:
         rows = np.unique(x)
-        # candidates: the old lists of these rows plus the entering samples
-        cand_row = np.concatenate([np.repeat(rows, k), x])
+        cand_row = np.concatenate([np.repeat(rows, cap), x])
         cand_ind = np.concatenate([ind[rows].ravel(), new_ids[q]])
         cand_dist = np.concatenate([dist[rows].ravel(), d])
-        order = np.lexsort((cand_ind, cand_dist, cand_row))
-        cand_row, cand_ind, cand_dist = cand_row[order], cand_ind[order], cand_dist[order]
-        start = np.searchsorted(cand_row, rows)
-        take = (start[:, None] + np.arange(k)).ravel()
-        ind[rows] = cand_ind[take].reshape(-1, k)
-        dist[rows] = cand_dist[take].reshape(-1, k)
-    ind[new_ids] = i_new
-    dist[new_ids] = d_new
-    return KNNGraph(*_readonly(ind, dist))
+        order = np.lexsort((cand_ind, cand_dist, cand_row))  # padding (inf) last
+        cand_ind, cand_dist = cand_ind[order], cand_dist[order]
+        start = np.searchsorted(cand_row[order], rows)
+        take = (start[:, None] + np.arange(cap)).ravel()
+        ind[rows] = cand_ind[take].reshape(-1, cap)
+        dist[rows] = cand_dist[take].reshape(-1, cap)
+    ind[new_ids, :held] = i_new
+    dist[new_ids, :held] = d_new
+    return KNNGraph(*_readonly(ind, dist), graph.k)
 
 
 def graph_after_remove(graph, new_state, removed, X_of, backend, n_threads=1):
@@ -160,9 +164,26 @@ def graph_after_remove(graph, new_state, removed, X_of, backend, n_threads=1):
     gone[removed] = True
     ind[removed] = -1
     dist[removed] = np.inf
-    hit = np.flatnonzero(np.any(gone[np.maximum(ind, 0)] & (ind >= 0), axis=1))
+    lost = gone[np.maximum(ind, 0)] & (ind >= 0)
+    hit = np.flatnonzero(np.any(lost, axis=1))
     if hit.size:
-        d, i = _core.knn(new_state.tree, X_of(hit), graph.k, backend, n_threads)
-        ind[hit] = i
-        dist[hit] = d
-    return KNNGraph(*_readonly(ind, dist))
+        # drop the removed entries, keeping the order of the others
+        keep = ~lost[hit] & (ind[hit] >= 0)
+        order = np.argsort(~keep, axis=1, kind="stable")
+        sub_ind = np.take_along_axis(ind[hit], order, axis=1)
+        sub_dist = np.take_along_axis(dist[hit], order, axis=1)
+        count = keep.sum(axis=1)
+        pad = np.arange(graph.capacity)[None, :] >= count[:, None]
+        sub_ind[pad] = -1
+        sub_dist[pad] = np.inf
+        ind[hit] = sub_ind
+        dist[hit] = sub_dist
+        short = hit[count < graph.k]
+        if short.size:
+            held = min(graph.capacity, new_state.n_live)
+            d, i = _core.knn(new_state.tree, X_of(short), held, backend, n_threads)
+            ind[short] = -1
+            dist[short] = np.inf
+            ind[short, :held] = i
+            dist[short, :held] = d
+    return KNNGraph(*_readonly(ind, dist), graph.k)

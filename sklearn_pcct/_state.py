@@ -12,7 +12,11 @@ from . import _core
 from ._backends import resolve_backend
 from ._dynamic import compact
 
-__all__ = ["FittedState"]
+__all__ = ["FittedState", "UPDATE_LOCK"]
+
+# fit, partial_fit and remove of all estimators are serialised (one writer per
+# tree family, ALGORITHMS.md section 10); queries never take it.
+UPDATE_LOCK = threading.RLock()
 
 
 class FittedState:
@@ -65,10 +69,11 @@ class FittedState:
         return self.dynamic.n_ids
 
     def __getstate__(self):
-        # pickle this version alone, compacted; derived data is rebuilt
+        # this version alone, compacted, with its read-optimised form when
+        # built (loaded states answer at once; joblib memory-maps its arrays)
         return {"dynamic": compact(self.dynamic), "backend": self.backend,
-                "cache": dict(self.cache)}
+                "tree": self._tree, "cache": dict(self.cache)}
 
     def __setstate__(self, state):
-        self.__init__(state["dynamic"], state["backend"])
+        self.__init__(state["dynamic"], state["backend"], state["tree"])
         self.cache.update(state["cache"])

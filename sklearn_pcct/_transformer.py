@@ -147,7 +147,10 @@ class PCCTTransformer(
             if k > state.n_live:
                 # the error transform(X_live) would raise
                 self._kneighbors(state, state.dynamic.points.data[state.live_ids], k, False)
-            graph = knn_graph(state, k, resolve_backend(state.backend), self._n_threads())
+            graph = knn_graph(
+                state, k, resolve_backend(state.backend), self._n_threads(),
+                reserve=k // 4 + 1,
+            )
             state.cache[key] = graph
         return graph
 
@@ -165,12 +168,12 @@ class PCCTTransformer(
         graph = self._live_graph(state)
         live = state.live_ids
         k = graph.k
+        ind = graph.ind[live, :k].ravel()
         indptr = np.zeros(state.n_samples_fit + 1, dtype=np.int64)
         counts = np.zeros(state.n_samples_fit, dtype=np.int64)
         counts[live] = k
         np.cumsum(counts, out=indptr[1:])
-        ind = graph.ind[live].ravel()
-        data = graph.dist[live].ravel() if self.mode == "distance" else np.ones(ind.size)
+        data = graph.dist[live, :k].ravel() if self.mode == "distance" else np.ones(ind.size)
         shape = (state.n_samples_fit, state.n_samples_fit)
         return align_sparse_api(csr_array((data, ind, indptr), shape=shape))
 

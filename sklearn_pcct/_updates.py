@@ -16,8 +16,6 @@ the new version, never a mixture, and :meth:`UpdatesMixin.snapshot` keeps
 any version queryable for as long as it is referenced.
 """
 
-import threading
-
 import numpy as np
 from sklearn.utils import check_array
 
@@ -25,13 +23,10 @@ from . import _core
 from ._backends import resolve_backend
 from ._base import KNeighborsMixin, RadiusNeighborsMixin
 from ._compat import check_is_fitted, validate_data
-from ._state import FittedState
+from ._state import UPDATE_LOCK, FittedState
 
 __all__ = ["UpdatesMixin", "PCCTSnapshot"]
 
-# Updates of all estimators are serialised (one writer per tree family,
-# ALGORITHMS.md section 10); queries never take it.
-_UPDATE_LOCK = threading.RLock()
 
 _DTYPES = [np.float64, np.float32]
 
@@ -95,7 +90,7 @@ class UpdatesMixin:
         """
         if "_pcct_state_" not in self.__dict__:
             return self.fit(X)
-        with _UPDATE_LOCK:
+        with UPDATE_LOCK:
             state = self._pcct_state_
             X = validate_data(
                 self, X, accept_sparse=False, dtype=_DTYPES, order="C", reset=False
@@ -136,7 +131,7 @@ class UpdatesMixin:
         array([[0]])
         """
         check_is_fitted(self)
-        with _UPDATE_LOCK:
+        with UPDATE_LOCK:
             state = self._pcct_state_
             ids = _validate_ids(ids, state)
             if ids.size == 0:
@@ -190,6 +185,15 @@ class PCCTSnapshot(KNeighborsMixin, RadiusNeighborsMixin):
     live_ids_ : ndarray of shape (n_live,)
     version_ : int
     tree_ : TreeVersion
+
+    Examples
+    --------
+    >>> from sklearn_pcct import PCCTNeighbors
+    >>> nn = PCCTNeighbors(n_neighbors=2).fit([[0.0], [1.0], [2.0]])
+    >>> snap = nn.snapshot()
+    >>> nn = nn.partial_fit([[0.4]])
+    >>> snap.kneighbors([[0.3]])[1], nn.kneighbors([[0.3]])[1]
+    (array([[0, 1]]), array([[3, 0]]))
     """
 
     def __init__(self, estimator):

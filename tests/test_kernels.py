@@ -54,7 +54,10 @@ def test_distance_matches_reference(name, d, rng):
 
 
 def _dynamic_insert(X):
-    tree = BACKEND.build_dynamic(X, MetricSpec("euclidean"), 1)
+    # one point at a time, in index order (a batch is inserted in random order)
+    tree = BACKEND.build_dynamic(X[:1], MetricSpec("euclidean"), 1)
+    for i in range(1, len(X)):
+        tree = BACKEND.insert(tree, X[i : i + 1], 1)
     nodes = np.arange(tree.n_nodes)
     fields = {name: tree.node_field(getattr(dyn, name), nodes)
               for name in ("ROW", "LEVEL", "PARENT")}

@@ -14,6 +14,7 @@ from ... import _dynamic as dyn
 from ..._dynamic import DynamicTree
 from ..._tree import TreeVersion
 from .._base import Capabilities
+from . import _kernels_batch as kbt
 from . import _kernels_build as kb
 from . import _kernels_graph as kg
 from . import _kernels_query as kq
@@ -77,8 +78,11 @@ def _threads(n_threads):
         numba.set_num_threads(old_threads)
 
 
-# Inputs from this size on are inserted in the grouped order of NumbaBackend.build.
-_GROUPED_BUILD_MIN = 8192
+# Rounds of batch insertion: trees (and rounds) below this size are
+# inserted sequentially; a round is about as large as the tree.
+_ROUND_MIN = 256
+# Rounds up to this size find their conflicts by comparing all pairs.
+_DENSE_CONFLICTS_MAX = 2048
 
 
 def _extended_map(cmap, n_chunks):
@@ -144,14 +148,7 @@ class NumbaBackend:
         return self.freeze(self.build_dynamic(X, metric, n_threads))
 
     def build_dynamic(self, X, metric, n_threads):
-        """Build the dynamic tree of ``X`` by inserting its rows into an empty tree.
-
-        Small inputs are inserted in index order. Larger ones first insert a
-        seeded random sixteenth of the rows, then the others grouped by their
-        nearest node of that first tree, so that consecutive insertions walk
-        the same paths (about a third faster, from cache reuse); any order
-        gives a valid tree, and the result is deterministic.
-        """
+        """Build the dynamic tree of ``X``: a batch insertion into an empty tree."""
         if metric.name == "callable":
             X = np.asarray(X, dtype=np.float64)
         X = np.ascontiguousarray(X)
@@ -163,7 +160,11 @@ class NumbaBackend:
         """A new version of ``tree`` with the rows of ``X`` inserted.
 
         The rows get the next sample ids ``tree.n_ids, tree.n_ids + 1, ...``;
-        ``tree`` itself is left unchanged (copy-on-write chunks).
+        ``tree`` itself is left unchanged (copy-on-write chunks). The batch
+        is inserted in a seeded random order by rounds of prefix doubling,
+        each located and checked for conflicts in parallel
+        (:mod:`._kernels_batch`); the result does not depend on the number
+        of threads.
         """
         m = X.shape[0]
         if m == 0:
@@ -173,7 +174,8 @@ class NumbaBackend:
         first = store.append(X)
         ids = np.arange(first, first + m, dtype=np.int64)
         node_pool, id_pool = tree.node_pool, tree.id_pool
-        n_chunk_nodes = _n_chunks(tree.n_nodes + m)
+        cap_nodes = tree.n_nodes + 2 * m  # losers of a round may hold extra ids
+        n_chunk_nodes = _n_chunks(cap_nodes)
         n_chunk_ids = _n_chunks(tree.n_ids + m)
         node_pool.reserve(n_chunk_nodes)
         id_pool.reserve(n_chunk_ids)
@@ -183,35 +185,66 @@ class NumbaBackend:
         dtop = np.array([id_pool.top], dtype=np.int64)
         base, dbase = int(top[0]), int(dtop[0])
         _mark_unplaced(id_pool, dm, dtop, dbase, first, first + m)
-        P = _readonly(store.data)
-        args = _metric_args(tree.metric)
-        n_nodes, root = tree.n_nodes, tree.root
-        if tree.n_live == 0 and m >= _GROUPED_BUILD_MIN:
-            # grouped order (see build_dynamic): a random sixteenth first
-            perm = np.random.default_rng(0).permutation(m)
-            head, rest = np.sort(perm[: m // 16]), np.sort(perm[m // 16 :])
-            n_nodes, root, _ = ku.insert_ids(
-                P, ids[head], node_pool.ints, node_pool.floats, cm, top, base,
-                id_pool.ints, dm, dtop, dbase, n_nodes, root, *args,
-            )
-            coarse = self.freeze(self._version(
-                tree, cm, dm, n_nodes, first + m, root, int(head.size), top, dtop
-            ))
-            _, nearest = self.knn(coarse, X[rest], 1, n_threads)
-            node_of = self._node_of_samples(coarse)
-            ids_rest = ids[rest[np.argsort(node_of[nearest[:, 0]], kind="stable")]]
-            n_nodes, root, _ = ku.insert_ids(
-                P, ids_rest, node_pool.ints, node_pool.floats, cm, top, base,
-                id_pool.ints, dm, dtop, dbase, n_nodes, root, *args,
-            )
-        else:
-            n_nodes, root, _ = ku.insert_ids(
-                P, ids, node_pool.ints, node_pool.floats, cm, top, base,
-                id_pool.ints, dm, dtop, dbase, n_nodes, root, *args,
-            )
+        order = ids[np.random.default_rng(first).permutation(m)]
+        n_nodes, root = self._insert_rounds(
+            _readonly(store.data), order, tree, cm, dm, top, dtop, base, dbase,
+            cap_nodes, n_threads,
+        )
         node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
         return self._version(tree, cm, dm, n_nodes, first + m, root,
                              tree.n_live + m, top, dtop, base=(base, dbase))
+
+    def _insert_rounds(self, P, order, tree, cm, dm, top, dtop, base, dbase,
+                       cap_nodes, n_threads):
+        """Prefix-doubling rounds of :mod:`._kernels_batch` (sequential when tiny)."""
+        ints, floats = tree.node_pool.ints, tree.node_pool.floats
+        dints = tree.id_pool.ints
+        args = _metric_args(tree.metric)
+        n_nodes, root = tree.n_nodes, tree.root
+        m = order.shape[0]
+        flag = np.zeros(cap_nodes, dtype=np.int64)
+        t_of = np.zeros(cap_nodes, dtype=np.int64)
+        free = np.empty(m, dtype=np.int64)
+        n_free = 0
+        pending = np.zeros(0, dtype=np.int64)
+        pos, stamp, size = 0, 0, tree.n_live
+        with _threads(n_threads) as nt:
+            while pos < m or pending.size:
+                take = max(0, min(m - pos, max(_ROUND_MIN, size) - pending.size))
+                rnd = np.concatenate([pending, order[pos : pos + take]])
+                pos += take
+                if size < _ROUND_MIN or rnd.size < _ROUND_MIN // 8:
+                    n_nodes, root, _ = ku.insert_ids(
+                        P, rnd, ints, floats, cm, top, base, dints, dm, dtop, dbase,
+                        n_nodes, root, *args,
+                    )
+                    size += rnd.size
+                    pending = pending[:0]
+                    continue
+                stamp += 1
+                n_blocks = max(1, min(rnd.size, nt * 64))
+                J, par, pd, dup, _ = kbt.locate(
+                    P, rnd, ints, floats, cm, root, n_blocks, *args
+                )
+                node_of = np.empty(rnd.size, dtype=np.int64)
+                n_nodes, n_free = kbt.commit(
+                    P, rnd, J, par, pd, dup, ints, floats, cm, top, base, dints, dm,
+                    dtop, dbase, n_nodes, root, free, n_free, flag, stamp, node_of, *args,
+                )
+                new = node_of >= 0
+                t_of[node_of[new]] = np.flatnonzero(new)
+                if rnd.size <= _DENSE_CONFLICTS_MAX:
+                    indptr, partners = kbt.conflicts_dense(P, rnd, node_of, J, *args)
+                else:
+                    indptr, partners = kbt.conflicts(
+                        P, node_of, ints, floats, cm, root, flag, stamp, n_blocks, *args
+                    )
+                pending, n_free = kbt.resolve(
+                    rnd, node_of, indptr, partners, t_of, ints, floats, cm, top, base,
+                    dints, dm, dtop, dbase, free, n_free,
+                )
+                size += rnd.size - pending.size
+        return n_nodes, root
 
     def remove(self, tree, ids, n_threads):
         """A new version of ``tree`` without the samples ``ids``.
@@ -278,8 +311,6 @@ class NumbaBackend:
         n = order.shape[0]
         pos = np.full(tree.n_nodes, -1, dtype=np.int64)
         pos[order] = np.arange(n)
-        rows = tree.node_field(dyn.ROW, order)
-        points = _readonly(np.ascontiguousarray(tree.points.data[rows]))
         level = tree.node_field(dyn.LEVEL, order).astype(np.int32)
         parent = np.full(n, -1, dtype=np.int64)
         parent[1:] = pos[tree.node_field(dyn.PARENT, order[1:])]
@@ -300,6 +331,9 @@ class NumbaBackend:
         dup_idx = samples[by_node][~is_rep]
         dup_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(node_of_sample, minlength=n) - 1, out=dup_ptr[1:])
+        # the point of the representative (with a weight of zero, samples at
+        # distance zero need not be equal)
+        points = _readonly(np.ascontiguousarray(tree.points.data[node_sample]))
         return TreeVersion(
             points=points, node_sample=node_sample, level=level, parent=parent,
             parent_dist=parent_dist, radius=radius, child_start=child_start,

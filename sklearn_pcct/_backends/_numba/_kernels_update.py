@@ -133,12 +133,14 @@ def _unlink_child(ip, fp, cm, top, base, par, child):
 
 
 @njit(cache=True)
-def _search(P, r, floor, ip, fp, cm, top, base, root, heap, code, p, w, user):
+def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p, w, user):
     """Level and parent for point ``P[r]`` (insertion search, section 5.1).
 
     ``floor`` is the lowest admissible ``J`` (``NO_LEVEL + 1`` for a new
-    point; ``l(x) + 1`` for an orphan ``x``, which may only rise). Raises
-    the root's level when needed. Returns ``(J, parent, d(x, parent), dup,
+    point; ``l(x) + 1`` for an orphan ``x``, which may only rise). With
+    ``raise_root`` the root's level is raised to ``J`` when below it;
+    without, the search only reads the tree (the result is the same: the
+    caller raises the root before linking). Returns ``(J, parent, d(x, parent), dup,
     n_evaluations, heap)`` where ``dup`` is a node at distance zero (new
     points only), else ``-1``.
     """
@@ -151,7 +153,7 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, code, p, w, user):
     J = floor
     if d_root > 0.0:
         J = max(floor, ceil_log2(d_root))
-    if _gi(ip, cm, LEVEL, root) < J:
+    if raise_root and _gi(ip, cm, LEVEL, root) < J:
         _si(ip, fp, cm, top, base, LEVEL, root, J)
     par = root
     par_d = d_root
@@ -266,7 +268,7 @@ def insert_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
             root = v
             continue
         J, par, par_d, dup, ne, heap = _search(
-            P, r, NO_LEVEL + 1, ip, fp, cm, top, base, root, heap, code, p, w, user
+            P, r, NO_LEVEL + 1, ip, fp, cm, top, base, root, heap, True, code, p, w, user
         )
         n_eval += ne
         if dup != -1:
@@ -362,7 +364,7 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
         x = sorted_orph[t]
         lx = _gi(ip, cm, LEVEL, x)
         J, par, par_d, _, ne, heap = _search(
-            P, _gi(ip, cm, ROW, x), lx + 1, ip, fp, cm, top, base, root, heap,
+            P, _gi(ip, cm, ROW, x), lx + 1, ip, fp, cm, top, base, root, heap, True,
             code, p, w, user,
         )
         n_eval += ne
