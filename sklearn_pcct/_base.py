@@ -31,7 +31,9 @@ __all__ = ["PCCTBase", "KNeighborsMixin", "RadiusNeighborsMixin"]
 _DTYPES = [np.float64, np.float32]
 
 
-def _to_object_array(parts):
+def _split_rows(values, indptr):
+    """Rows of a CSR layout as an object array of arrays (none for no rows)."""
+    parts = np.split(values, indptr[1:-1]) if len(indptr) > 1 else []
     out = np.empty(len(parts), dtype=object)
     for i, part in enumerate(parts):
         out[i] = part
@@ -400,11 +402,10 @@ class RadiusNeighborsMixin:
         indptr, ind, dist = self._radius_csr(self._check_fitted(), X, radius)
         if sort_results:
             ind, dist = self._sort_rows(indptr, ind, dist)
-        cuts = indptr[1:-1]
-        neigh_ind = _to_object_array(np.split(ind, cuts))
+        neigh_ind = _split_rows(ind, indptr)
         if not return_distance:
             return neigh_ind
-        return _to_object_array(np.split(dist, cuts)), neigh_ind
+        return _split_rows(dist, indptr), neigh_ind
 
     def radius_neighbors_graph(
         self, X=None, radius=None, mode="connectivity", sort_results=False

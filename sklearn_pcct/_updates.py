@@ -88,14 +88,16 @@ class UpdatesMixin:
         >>> nn.n_samples_fit_, nn.kneighbors([[4.0]])[1]
         (3, array([[2]]))
         """
-        if "_pcct_state_" not in self.__dict__:
-            return self.fit(X)
         with UPDATE_LOCK:
+            if "_pcct_state_" not in self.__dict__:
+                return self.fit(X)
             state = self._pcct_state_
+            # validated in the tree's dtype: values too large for float32 are
+            # rejected as fit rejects them
             X = validate_data(
-                self, X, accept_sparse=False, dtype=_DTYPES, order="C", reset=False
+                self, X, accept_sparse=False, dtype=state.dynamic.dtype, order="C",
+                reset=False,
             )
-            X = np.ascontiguousarray(X, dtype=state.dynamic.dtype)
             backend = resolve_backend(self.backend_)
             dynamic = _core.insert(state.dynamic, X, backend, self._n_threads())
             new_state = FittedState(dynamic, state.backend)

@@ -81,7 +81,10 @@ def _threads(n_threads):
 # Rounds of batch insertion: trees (and rounds) below this size are
 # inserted sequentially; a round is about as large as the tree.
 _ROUND_MIN = 256
-# Rounds up to this size find their conflicts by comparing all pairs.
+# Rounds are capped at this size (more rounds, but each finds its conflicts
+# by comparing all pairs, cheaper than a search for every point); rounds up
+# to _DENSE_CONFLICTS_MAX compare all pairs.
+_ROUND_MAX = 1024
 _DENSE_CONFLICTS_MAX = 2048
 
 
@@ -210,7 +213,8 @@ class NumbaBackend:
         pos, stamp, size = 0, 0, tree.n_live
         with _threads(n_threads) as nt:
             while pos < m or pending.size:
-                take = max(0, min(m - pos, max(_ROUND_MIN, size) - pending.size))
+                want = min(max(_ROUND_MIN, size), _ROUND_MAX)
+                take = max(0, min(m - pos, want - pending.size))
                 rnd = np.concatenate([pending, order[pos : pos + take]])
                 pos += take
                 if size < _ROUND_MIN or rnd.size < _ROUND_MIN // 8:
@@ -386,6 +390,9 @@ class NumbaBackend:
     def radius(self, tree, Q, r, n_threads):
         """Samples within ``r[i]`` of every row ``Q[i]``, in CSR layout."""
         Q = self._queries(tree, Q)
+        if tree.n_nodes == 0:  # every sample removed
+            return (np.zeros(Q.shape[0] + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                    np.zeros(0))
         r = _readonly(np.ascontiguousarray(r, dtype=np.float64))
         code, p, w, user = _metric_args(tree.metric)
         args = self._tree_args(tree) + (
