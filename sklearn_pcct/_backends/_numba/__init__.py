@@ -85,7 +85,7 @@ _ROUND_MIN = 256
 # by comparing all pairs, cheaper than a search for every point); rounds up
 # to _DENSE_CONFLICTS_MAX compare all pairs.
 _ROUND_MAX = 1024
-_DENSE_CONFLICTS_MAX = 2048
+_DENSE_CONFLICTS_MAX = 4096
 
 
 def _extended_map(cmap, n_chunks):

@@ -226,35 +226,69 @@ def resolve(ids, node_of, indptr, partners, t_of, ip, fp, cm, top, base, dp, dm,
     return losers, n_free
 
 
+_N_PIVOTS = 4
+
+
 @njit(cache=True)
-def _dense_row(P, t, ids, node_of, lev, out, pos, fill, code, p, w, user):
+def _dense_check(P, t, s, ids, node_of, lev, piv, code, p, w, user):
+    if node_of[s] == -1:
+        return False
+    bound = math.ldexp(1.0, min(lev[t], lev[s]))
+    for q in range(piv.shape[1]):  # triangle inequality through the pivots
+        if abs(piv[t, q] - piv[s, q]) > bound:
+            return False
+    return distance(P, ids[t], P, ids[s], code, p, w, user) <= bound
+
+
+@njit(cache=True)
+def _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, pos, fill,
+               code, p, w, user):
+    """Partners of ``t`` among the points whose first pivot distance is close."""
     cnt = 0
-    for s in range(node_of.shape[0]):
-        if s == t or node_of[s] == -1:
-            continue
-        d = distance(P, ids[t], P, ids[s], code, p, w, user)
-        if d <= math.ldexp(1.0, min(lev[t], lev[s])):
-            if fill:
-                out[pos + cnt] = node_of[s]
-            cnt += 1
+    m = srt.shape[0]
+    reach = math.ldexp(1.0, lev[t])  # min(l(t), l(s)) <= l(t)
+    r = rank[t]
+    for step in (1, -1):
+        u = r + step
+        while 0 <= u < m and abs(piv[srt[u], 0] - piv[t, 0]) <= reach:
+            s = srt[u]
+            if _dense_check(P, t, s, ids, node_of, lev, piv, code, p, w, user):
+                if fill:
+                    out[pos + cnt] = node_of[s]
+                cnt += 1
+            u += step
     return cnt
 
 
 @njit(cache=True, parallel=True)
 def conflicts_dense(P, ids, node_of, J, code, p, w, user):
-    """Step 3 for small rounds: all pairs of new nodes (same output as :func:`conflicts`)."""
+    """Step 3 for small rounds: all pairs of new nodes (same output as :func:`conflicts`).
+
+    Pairs are screened with their distances to a few pivot points
+    (``|d(y, q) - d(z, q)| <= d(y, z)``): sorted by the first, each point
+    only scans a window of the others, and most pairs in it cost no distance.
+    """
     m = node_of.shape[0]
     lev = J - 1
+    n_piv = min(_N_PIVOTS, m)
+    piv = np.empty((m, n_piv), dtype=np.float64)
+    for t in prange(m):
+        for q in range(n_piv):
+            piv[t, q] = distance(P, ids[t], P, ids[(q * m) // n_piv], code, p, w, user)
+    srt = np.argsort(piv[:, 0])
+    rank = np.empty(m, dtype=np.int64)
+    rank[srt] = np.arange(m)
     indptr = np.zeros(m + 1, dtype=np.int64)
     dummy = np.empty(0, dtype=np.int64)
     for t in prange(m):
         if node_of[t] != -1:
-            indptr[t + 1] = _dense_row(P, t, ids, node_of, lev, dummy, 0, False,
-                                       code, p, w, user)
+            indptr[t + 1] = _dense_row(P, t, ids, node_of, lev, piv, srt, rank, dummy, 0,
+                                       False, code, p, w, user)
     for t in range(m):
         indptr[t + 1] += indptr[t]
     out = np.empty(indptr[m], dtype=np.int64)
     for t in prange(m):
         if indptr[t + 1] > indptr[t]:
-            _dense_row(P, t, ids, node_of, lev, out, indptr[t], True, code, p, w, user)
+            _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, indptr[t], True,
+                       code, p, w, user)
     return indptr, out
