@@ -228,8 +228,11 @@ def _attach(P, x, par, par_d, ip, fp, cm, top, base, code, p, w, user):
     da = par_d
     n_eval = 0
     while True:
-        if da + rx > _gf(fp, cm, RADIUS, a):
-            _sf(ip, fp, cm, top, base, RADIUS, a, da + rx)
+        # an upper bound, capped by the cover bound 2^(l(a) + 1) of every
+        # compressed cover tree (so repeated re-attachments cannot inflate it)
+        bound = min(da + rx, math.ldexp(1.0, _gi(ip, cm, LEVEL, a) + 1))
+        if bound > _gf(fp, cm, RADIUS, a):
+            _sf(ip, fp, cm, top, base, RADIUS, a, bound)
         a = _gi(ip, cm, PARENT, a)
         if a == -1:
             break
