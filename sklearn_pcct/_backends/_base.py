@@ -42,6 +42,21 @@ class Backend(Protocol):
     def build(self, X, metric, n_threads):
         """Build a tree over the rows of ``X`` (sample ids ``0..n-1``)."""
 
+    def build_dynamic(self, X, metric, n_threads):
+        """The updatable :class:`~sklearn_pcct._dynamic.DynamicTree` of ``X``."""
+
+    def insert(self, tree, X, n_threads):
+        """A new DynamicTree version with the rows of ``X`` added (next ids)."""
+
+    def remove(self, tree, ids, n_threads):
+        """A new DynamicTree version without the live samples ``ids``."""
+
+    def freeze(self, tree):
+        """The read-optimised TreeVersion of a DynamicTree (ids as sample indices)."""
+
+    def reverse_knn(self, tree, Q, tau, n_threads):
+        """``(q, x, dist)`` for every pair with ``d(Q[q], x) < tau[x]``."""
+
     def knn(self, tree, Q, k, n_threads):
         """``(dist, ind)`` of shape ``(n_queries, k)``, sorted by (dist, ind)."""
 
