@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..._dynamic import COUNT, FIRST, LEVEL, NEXT, NO_LEVEL, PARENT, PDIST, RADIUS, ROW
+from ._heaps import grow
 from ._kernels_update import _attach, _gf, _gi, _search, _set_id, _sf, _si, _unlink_child
 from ._metrics import distance
 
@@ -138,27 +139,13 @@ def _conflicts_one(P, y, ip, fp, cm, root, flag, stamp, stack, stack_d, out, pos
                     if (_gi(ip, cm, FIRST, c) != -1
                             and dc - rc <= math.ldexp(1.0, min(ly, lc - 1))):
                         if top >= stack.shape[0]:
-                            stack = _grown_i(stack)
-                            stack_d = _grown_f(stack_d)
+                            stack = grow(stack, top + 1)
+                            stack_d = grow(stack_d, top + 1)
                         stack[top] = c
                         stack_d[top] = dc
                         top += 1
             c = _gi(ip, cm, NEXT, c)
     return cnt, stack, stack_d
-
-
-@njit(cache=True)
-def _grown_i(a):
-    out = np.empty(2 * a.shape[0], dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
-@njit(cache=True)
-def _grown_f(a):
-    out = np.empty(2 * a.shape[0], dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
 
 
 @njit(cache=True, parallel=True)

@@ -12,6 +12,7 @@ least ``mk[c]``.
 import numpy as np
 from numba import njit, prange
 
+from ._heaps import grow
 from ._metrics import distance
 
 __all__ = ["subtree_max", "reverse_pairs"]
@@ -36,7 +37,7 @@ def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
     """Visit the tree for query ``i``; count (or, with ``fill``, store) its pairs."""
     cnt = 0
     if points.shape[0] == 0:
-        return cnt
+        return cnt, stack, stack_d
     d0 = distance(Q, i, points, 0, code, p, w, user)
     if d0 < tau_node[0]:
         if fill:
@@ -44,7 +45,7 @@ def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
             out_dist[pos + cnt] = d0
         cnt += 1
     if d0 - radius[0] >= mk[0]:
-        return cnt
+        return cnt, stack, stack_d
     stack[0] = 0
     stack_d[0] = d0
     top = 1
@@ -62,10 +63,13 @@ def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
                     out_dist[pos + cnt] = dc
                 cnt += 1
             if child_stop[c] > child_start[c] and dc - radius[c] < mk[c]:
+                if top >= stack.shape[0]:
+                    stack = grow(stack, top + 1)
+                    stack_d = grow(stack_d, top + 1)
                 stack[top] = c
                 stack_d[top] = dc
                 top += 1
-    return cnt
+    return cnt, stack, stack_d
 
 
 @njit(cache=True, parallel=True)
@@ -76,16 +80,15 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
     Returns ``(indptr, node, dist)`` in CSR layout over the queries.
     """
     n_q = Q.shape[0]
-    n = points.shape[0]
     indptr = np.zeros(n_q + 1, dtype=np.int64)
     dummy_i = np.empty(0, dtype=np.int64)
     dummy_d = np.empty(0, dtype=np.float64)
     n_blocks = min(n_q, 256)
     for b in prange(n_blocks):
-        stack = np.empty(max(n, 1), dtype=np.int64)
-        stack_d = np.empty(max(n, 1), dtype=np.float64)
+        stack = np.empty(256, dtype=np.int64)
+        stack_d = np.empty(256, dtype=np.float64)
         for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
-            indptr[i + 1] = _reverse_one(
+            indptr[i + 1], stack, stack_d = _reverse_one(
                 Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
                 mk, stack, stack_d, dummy_i, dummy_d, 0, False, code, p, w, user,
             )
@@ -94,10 +97,10 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
     out_node = np.empty(indptr[n_q], dtype=np.int64)
     out_dist = np.empty(indptr[n_q], dtype=np.float64)
     for b in prange(n_blocks):
-        stack = np.empty(max(n, 1), dtype=np.int64)
-        stack_d = np.empty(max(n, 1), dtype=np.float64)
+        stack = np.empty(256, dtype=np.int64)
+        stack_d = np.empty(256, dtype=np.float64)
         for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
-            _reverse_one(
+            _, stack, stack_d = _reverse_one(
                 Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
                 mk, stack, stack_d, out_node, out_dist, indptr[i], True, code, p, w, user,
             )

@@ -59,18 +59,25 @@ def _gf(fp, cm, f, v):
 
 
 @njit(cache=True, inline="always")
+def _claim(cm, top, base, c):
+    """``(old, slot)``: chunk ``c``'s slot, a fresh one when an older version
+    shares it (``old`` is then the slot to copy from, ``-1`` if none)."""
+    s = cm[c]
+    if s >= base:
+        return -1, s
+    t = top[0]
+    top[0] = t + 1
+    cm[c] = t
+    return s, t
+
+
+@njit(cache=True, inline="always")
 def _own(ip, fp, cm, top, base, v):
     """Slot of ``v``'s chunk, copied first if an older version shares it."""
-    c = v >> SHIFT
-    s = cm[c]
-    if s < base:
-        t = top[0]
-        top[0] = t + 1
-        if s >= 0:
-            ip[t, :, :] = ip[s, :, :]
-            fp[t, :, :] = fp[s, :, :]
-        cm[c] = t
-        s = t
+    old, s = _claim(cm, top, base, v >> SHIFT)
+    if old >= 0:
+        ip[s, :, :] = ip[old, :, :]
+        fp[s, :, :] = fp[old, :, :]
     return s
 
 
@@ -86,15 +93,9 @@ def _sf(ip, fp, cm, top, base, f, v, x):
 
 @njit(cache=True, inline="always")
 def _set_id(dp, dm, dtop, dbase, i, node):
-    c = i >> SHIFT
-    s = dm[c]
-    if s < dbase:
-        t = dtop[0]
-        dtop[0] = t + 1
-        if s >= 0:
-            dp[t, :, :] = dp[s, :, :]
-        dm[c] = t
-        s = t
+    old, s = _claim(dm, dtop, dbase, i >> SHIFT)
+    if old >= 0:
+        dp[s, :, :] = dp[old, :, :]
     dp[s, 0, i & MASK] = node
 
 
