@@ -23,7 +23,7 @@ from ._compat import (
     check_is_fitted,
     validate_data,
 )
-from ._metric import resolve_metric
+from ._metric import check_features, embed, resolve_metric
 from ._state import UPDATE_LOCK, FittedState
 
 __all__ = ["PCCTBase", "KNeighborsMixin", "RadiusNeighborsMixin"]
@@ -100,16 +100,8 @@ class PCCTBase(BaseEstimator):
             self.metric, self.p, self.metric_params
         )
         X = validate_data(self, X, accept_sparse=False, dtype=_DTYPES, order="C")
-        if spec.name == "haversine" and X.shape[1] != 2:
-            raise ValueError(
-                "metric='haversine' needs exactly 2 features (latitude, longitude "
-                f"in radians), got {X.shape[1]}"
-            )
-        if spec.w is not None and spec.w.shape[0] != X.shape[1]:
-            raise ValueError(
-                f"the Minkowski weights w have {spec.w.shape[0]} entries but X "
-                f"has {X.shape[1]} features"
-            )
+        check_features(spec, X.shape[1])
+        X = embed(X, spec)
         backend = resolve_backend(self.backend, X)
         dynamic = _core.build_dynamic(X, spec, backend, self._n_threads())
         state = FittedState(dynamic, backend.name, _core.freeze(dynamic, backend))
@@ -214,7 +206,7 @@ class KNeighborsMixin:
             n_neighbors += 1
             n_queries = n_live
         else:
-            X = self._validate_queries(X)
+            X = embed(self._validate_queries(X), state.dynamic.metric)
             n_queries = X.shape[0]
         if n_neighbors > n_live:
             if query_is_train:
@@ -331,7 +323,7 @@ class RadiusNeighborsMixin:
             )
         backend = self._backend()
         if X is not None:
-            X = self._validate_queries(X)
+            X = embed(self._validate_queries(X), state.dynamic.metric)
             if radius_arr.ndim == 1 and radius_arr.shape[0] != X.shape[0]:
                 raise ValueError(
                     f"radius has {radius_arr.shape[0]} entries for {X.shape[0]} queries"

@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
-    "knn", "knn_fitted", "radius", "radius_fitted",
+    "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "ordered_knn",
 ]
 
 
@@ -283,3 +283,76 @@ def freeze(tree, backend):
     3
     """
     return backend.freeze(tree)
+
+
+def maximin(tree, X, first, backend):
+    """Exact maximin (farthest-point) ordering of the samples of ``tree``.
+
+    Parameters
+    ----------
+    tree : TreeVersion
+        Built on the rows of ``X`` (sample ``s`` is ``X[s]``).
+    X : ndarray of shape (n_samples, n_features)
+    first : int
+        The first sample.
+    backend : Backend
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,), int64
+        Each next sample maximises its distance to the earlier ones (ties:
+        smaller index).
+    lengthscales : ndarray of shape (n_samples,), float64
+        ``lengthscales[t]`` is the distance of ``order[t]`` to
+        ``order[:t]``; ``inf`` for ``t = 0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build, maximin
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+    >>> maximin(build(X, MetricSpec("euclidean"), be), X, 0, be)
+    (array([0, 3, 1, 2]), array([inf,  4.,  1.,  1.]))
+    """
+    return backend.maximin(tree, X, first)
+
+
+def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1):
+    """The ``k`` nearest samples ranked before each query (Vecchia neighbours).
+
+    Parameters
+    ----------
+    tree : TreeVersion
+    Q : ndarray of shape (n_queries, n_features)
+    qrank : ndarray of shape (n_queries,)
+        Query ``i`` may only return samples ``s`` with ``rank[s] < qrank[i]``.
+    rank : ndarray of shape (n_samples,)
+        One rank per sample id.
+    k : int
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    dist : ndarray of shape (n_queries, k), float64
+    ind : ndarray of shape (n_queries, k), int64
+        Sorted by ``(distance, sample index)``, padded with ``inf`` / ``-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build, ordered_knn
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> X = np.array([[0.0], [1.0], [3.0]])
+    >>> rank = np.array([2, 0, 1])
+    >>> ordered_knn(build(X, MetricSpec("euclidean"), be), X, rank, rank, 2, be)[1]
+    array([[ 1,  2],
+           [-1, -1],
+           [ 1, -1]])
+    """
+    return backend.ordered_knn(tree, Q, qrank, rank, k, n_threads)

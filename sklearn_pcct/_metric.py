@@ -13,7 +13,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["MetricSpec", "resolve_metric", "pairwise_distances", "VALID_METRICS"]
+__all__ = ["MetricSpec", "resolve_metric", "check_features", "embed", "pairwise_distances", "VALID_METRICS"]
 
 # the range outside which a sum of powers may have under- or overflowed
 # (the same thresholds as the Numba kernels)
@@ -68,14 +68,21 @@ class MetricSpec:
     Parameters
     ----------
     name : {"euclidean", "manhattan", "chebyshev", "minkowski", "haversine", \
-            "callable"}
+            "callable", "correlation"}
         Canonical metric name.
     p : float, default=2.0
         Power of the Minkowski metric (``name == "minkowski"`` only).
     w : ndarray of shape (n_features,) or None, default=None
         Non-negative Minkowski weights, or None.
     func : callable or None, default=None
-        The user's metric when ``name == "callable"``.
+        The user's metric when ``name == "callable"``; the correlation metric
+        object (see :mod:`sklearn_pcct._correlation`) when
+        ``name == "correlation"``, whose parameter vector is then ``w``.
+
+    Notes
+    -----
+    Correlation metrics work on *embedded* rows: :func:`embed` maps data to
+    the rows the tree stores and the kernels compare.
     """
 
     name: str
@@ -114,6 +121,13 @@ def resolve_metric(metric, p=2, metric_params=None):
     ('manhattan', 'manhattan', {})
     """
     params = {} if metric_params is None else dict(metric_params)
+    if hasattr(metric, "_pcct_spec"):  # a correlation metric object
+        if params:
+            raise ValueError(
+                "metric_params are not used by a correlation metric object; set "
+                "the kernel's parameters instead"
+            )
+        return metric._pcct_spec(), metric, {}
     if callable(metric):
         if params:
             raise ValueError(
@@ -171,6 +185,64 @@ def resolve_metric(metric, p=2, metric_params=None):
     return spec, "minkowski", {"p": eff_p, "w": None if w is None else w}
 
 
+def check_features(spec, n_features):
+    """Raise ``ValueError`` if data with ``n_features`` columns cannot use ``spec``.
+
+    Parameters
+    ----------
+    spec : MetricSpec
+    n_features : int
+
+    Examples
+    --------
+    >>> from sklearn_pcct._metric import MetricSpec, check_features
+    >>> check_features(MetricSpec("haversine"), 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: metric='haversine' needs exactly 2 features (latitude, longitude in radians), got 3
+    """
+    if spec.name == "haversine" and n_features != 2:
+        raise ValueError(
+            "metric='haversine' needs exactly 2 features (latitude, longitude "
+            f"in radians), got {n_features}"
+        )
+    if spec.name == "minkowski" and spec.w is not None and spec.w.shape[0] != n_features:
+        raise ValueError(
+            f"the Minkowski weights w have {spec.w.shape[0]} entries but X "
+            f"has {n_features} features"
+        )
+
+
+def embed(X, spec):
+    """The rows the tree stores for the data ``X`` (``X`` itself for most metrics).
+
+    Correlation metrics map every row to ``[x / length_scale | v(x) |
+    1 / sqrt(variance)]`` in float64 (see :mod:`sklearn_pcct._correlation`);
+    this also validates the data against the metric (feature count, zero
+    variance) and raises ``ValueError`` if they do not fit.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    spec : MetricSpec
+
+    Returns
+    -------
+    E : ndarray of shape (n_samples, n_embedded)
+        C-contiguous.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._metric import MetricSpec, embed
+    >>> embed(np.ones((2, 3)), MetricSpec("euclidean")).shape
+    (2, 3)
+    """
+    if spec.name != "correlation":
+        return X
+    return np.ascontiguousarray(spec.func._embed(X), dtype=np.float64)
+
+
 def pairwise_distances(A, B, spec):
     """Dense distance matrix between the rows of ``A`` and ``B`` (float64).
 
@@ -199,6 +271,8 @@ def pairwise_distances(A, B, spec):
         return np.array([[float(spec.func(a, b)) for b in B] for a in A]).reshape(
             len(A), len(B)
         )
+    if spec.name == "correlation":  # rows are embedded (see embed)
+        return spec.func._pairwise_embedded(A, B)
     D = np.empty((len(A), len(B)))
     for i, a in enumerate(A):
         diff = np.abs(a[None, :] - B)

@@ -23,6 +23,7 @@ from . import _core
 from ._backends import resolve_backend
 from ._base import KNeighborsMixin, RadiusNeighborsMixin
 from ._compat import check_is_fitted, validate_data
+from ._metric import embed
 from ._state import UPDATE_LOCK, FittedState
 
 __all__ = ["UpdatesMixin", "PCCTSnapshot"]
@@ -98,6 +99,7 @@ class UpdatesMixin:
                 self, X, accept_sparse=False, dtype=state.dynamic.dtype, order="C",
                 reset=False,
             )
+            X = embed(X, state.dynamic.metric)
             backend = resolve_backend(self.backend_)
             dynamic = _core.insert(state.dynamic, X, backend, self._n_threads())
             new_state = FittedState(dynamic, state.backend)

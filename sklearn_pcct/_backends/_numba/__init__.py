@@ -4,6 +4,7 @@ Every kernel is reached through :class:`NumbaBackend`; the thread count is
 set (and restored in ``finally``) around each parallel call.
 """
 
+import ctypes
 import functools
 from contextlib import contextmanager
 
@@ -19,6 +20,7 @@ from . import _kernels_build as kb
 from . import _kernels_graph as kg
 from . import _kernels_query as kq
 from . import _kernels_update as ku
+from . import _kernels_vecchia as kv
 from . import _metrics as km
 
 __all__ = ["NumbaBackend"]
@@ -30,6 +32,7 @@ _CODES = {
     "minkowski": km.MINKOWSKI,
     "haversine": km.HAVERSINE,
     "callable": km.USER,
+    "correlation": km.CORRELATION,
 }
 
 _EMPTY_W = np.empty(0, dtype=np.float64)
@@ -50,9 +53,39 @@ def _compile_user_metric(func):
         ) from exc
 
 
+_ROW_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)
+
+
+@functools.lru_cache(maxsize=16)
+def _compile_python_metric(obj):
+    """A first-class function that calls ``obj._generic_distance`` through ctypes.
+
+    For kernels with no Numba fast path: the kernels stay compiled and
+    cached for the fixed user signature, and each distance calls back into
+    Python (the callback takes the GIL).
+    """
+    def call(pa, pb, n):
+        a = np.ctypeslib.as_array((ctypes.c_double * n).from_address(pa))
+        b = np.ctypeslib.as_array((ctypes.c_double * n).from_address(pb))
+        return obj._generic_distance(a, b)
+
+    callback = _ROW_CALLBACK(call)
+
+    def metric(a, b):  # pragma: no cover - compiled
+        ac = np.ascontiguousarray(a)
+        bc = np.ascontiguousarray(b)
+        return callback(ac.ctypes.data, bc.ctypes.data, ac.shape[0])
+
+    compiled = numba.cfunc(km.USER_SIGNATURE)(metric)
+    compiled._pcct_callback = callback  # keep the ctypes thunk alive
+    return compiled
+
+
 def _metric_args(spec):
     code = _CODES[spec.name]
     w = _EMPTY_W if spec.w is None else _readonly(np.ascontiguousarray(spec.w, np.float64))
+    if code == km.CORRELATION and w[0] < 0:  # a kernel with no fast path
+        return km.USER, float(spec.p), w, _compile_python_metric(spec.func)
     user = _compile_user_metric(spec.func) if code == km.USER else km.no_user_metric
     return code, float(spec.p), w, user
 
@@ -354,7 +387,7 @@ class NumbaBackend:
         )
 
     def _queries(self, tree, Q):
-        dtype = np.float64 if tree.metric.name == "callable" else None
+        dtype = np.float64 if tree.metric.name in ("callable", "correlation") else None
         return _readonly(np.ascontiguousarray(Q, dtype=dtype))
 
     def knn(self, tree, Q, k, n_threads):
@@ -425,6 +458,43 @@ class NumbaBackend:
         offs = np.arange(indptr[-1]) - np.repeat(indptr[:-1], counts)
         src = starts + offs
         return indptr, ind_n[src], dist_n[src]
+
+    # -- maximin orderings and ordered (Vecchia) queries ----------------------
+    def maximin(self, tree, X, first):
+        """Exact maximin ordering of the samples of ``tree`` (rows of ``X``).
+
+        ``X[s]`` must be the point of sample ``s`` and every row a live sample.
+        Returns ``(order, lengthscales)``.
+        """
+        X = self._queries(tree, X)
+        code, p, w, user = _metric_args(tree.metric)
+        return kv.maximin(
+            X, int(first), tree.points, tree.node_sample, tree.parent_dist, tree.radius,
+            tree.child_start, tree.child_stop, tree.dup_ptr, tree.dup_idx, code, p, w, user,
+        )
+
+    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads):
+        """``k`` nearest samples of rank ``< qrank[i]`` to every row ``Q[i]``.
+
+        ``rank`` has one entry per sample id. Returns ``(dist, ind)`` padded
+        with ``inf`` / ``-1``.
+        """
+        Q = self._queries(tree, Q)
+        rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
+        qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
+        if tree.n_nodes == 0 or Q.shape[0] == 0:
+            return (np.full((Q.shape[0], k), np.inf), np.full((Q.shape[0], k), -1, np.int64))
+        min_rank = kv.subtree_min_rank(
+            rank, tree.node_sample, tree.dup_ptr, tree.dup_idx, tree.child_start,
+            tree.child_stop,
+        )
+        code, p, w, user = _metric_args(tree.metric)
+        with _threads(n_threads) as nt:
+            return kv.ordered_knn(
+                Q, qrank, _chunks(Q.shape[0], nt), rank, min_rank, tree.points,
+                tree.node_sample, tree.parent_dist, tree.radius, tree.child_start,
+                tree.child_stop, tree.dup_ptr, tree.dup_idx, int(k), code, p, w, user,
+            )
 
     def reverse_knn(self, tree, Q, tau, n_threads):
         """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the samples ``x`` of ``tree``.

@@ -26,6 +26,7 @@ __all__ = [
     "MINKOWSKI",
     "HAVERSINE",
     "USER",
+    "CORRELATION",
     "USER_SIGNATURE",
     "distance",
     "no_user_metric",
@@ -37,6 +38,16 @@ CHEBYSHEV = 2
 MINKOWSKI = 3
 HAVERSINE = 4
 USER = 5
+CORRELATION = 6
+
+# Correlation metrics (see sklearn_pcct/_correlation.py): the parameter vector
+# ``w`` holds [kind, n_inducing, signal variance, gamma, absolute]; a row is
+# [coordinates / length_scale | v (n_inducing) | 1/sqrt(residual variance)]
+# (the last two parts only when n_inducing > 0).
+RBF = 0
+MATERN05 = 1
+MATERN15 = 2
+MATERN25 = 3
 
 _ROW = types.Array(types.float64, 1, "A", readonly=True)
 USER_SIGNATURE = types.float64(_ROW, _ROW)
@@ -72,6 +83,88 @@ def _scaled_minkowski(A, i, B, j, p, w):
     if p == 2.0:
         return m * np.sqrt(s)
     return m * s ** (1.0 / p)
+
+
+@njit(cache=True)
+def one_minus_correlation(kind, r):
+    """``1 - rho(r)`` without cancellation, for the scaled distance ``r``.
+
+    ``rho`` is the RBF (``exp(-r^2/2)``) or Matern (nu = 0.5, 1.5, 2.5)
+    correlation of scikit-learn's kernels; near ``r = 0`` the difference is
+    summed as a series so tiny distances keep their full relative precision.
+    """
+    if kind == RBF:
+        return -math.expm1(-0.5 * r * r)
+    if kind == MATERN05:
+        return -math.expm1(-r)
+    if kind == MATERN15:
+        a = math.sqrt(3.0) * r
+        if a >= 0.5:
+            return -math.expm1(-a) - a * math.exp(-a)
+        # 1 - (1 + a) e^-a = sum_{n>=2} (-1)^n (n - 1) a^n / n!
+        s = 0.0
+        term = 1.0  # a^n / n!
+        for n in range(1, 30):
+            term *= a / n
+            if n >= 2:
+                s += (n - 1) * term if n % 2 == 0 else -(n - 1) * term
+        return s
+    a = math.sqrt(5.0) * r
+    if a >= 0.5:
+        return -math.expm1(-a) - (a + a * a / 3.0) * math.exp(-a)
+    # 1 - (1 + a + a^2/3) e^-a = -sum_{n>=2} (-1)^n (1 - n + n(n-1)/3) a^n / n!
+    s = 0.0
+    term = 1.0
+    for n in range(1, 30):
+        term *= a / n
+        if n >= 2:
+            c = (1.0 - n + n * (n - 1) / 3.0) * term
+            s += -c if n % 2 == 0 else c
+    return s
+
+
+@njit(cache=True)
+def _correlation(A, i, B, j, w):
+    """Kernel or residual correlation distance ``sqrt(1 - |rho|)`` of two rows."""
+    kind = int(w[0])
+    m = int(w[1])
+    nc = A.shape[1] - m - 1 if m > 0 else A.shape[1]
+    s = 0.0
+    for t in range(nc):
+        x = np.float64(A[i, t]) - np.float64(B[j, t])
+        s += x * x
+    if s < _TINY:
+        big = 0.0
+        for t in range(nc):
+            x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+            if x > big:
+                big = x
+        if big == 0.0:  # identical coordinates: the same point
+            return 0.0
+        s = 0.0
+        for t in range(nc):
+            x = (np.float64(A[i, t]) - np.float64(B[j, t])) / big
+            s += x * x
+        r = big * math.sqrt(s)
+    else:
+        r = math.sqrt(s)
+    omr = one_minus_correlation(kind, r)
+    if m == 0:
+        gamma = w[3]
+        val = (1.0 - gamma) + gamma * omr
+        return math.sqrt(val) if val > 0.0 else 0.0
+    dot = 0.0
+    for t in range(nc, nc + m):
+        dot += np.float64(A[i, t]) * np.float64(B[j, t])
+    rho = (w[2] * (1.0 - omr) - dot) * (np.float64(A[i, nc + m]) * np.float64(B[j, nc + m]))
+    if w[4] != 0.0:
+        rho = abs(rho)
+    val = 1.0 - rho
+    if val <= 0.0:
+        return 0.0
+    if val > 2.0:
+        val = 2.0
+    return math.sqrt(val)
 
 
 def _call_user(user, a, b):  # pragma: no cover - replaced by the overload
@@ -169,6 +262,8 @@ def distance(A, i, B, j, code, p, w, user):
         if h > 1.0:
             h = 1.0
         return 2.0 * np.arcsin(np.sqrt(h))
+    if code == CORRELATION:
+        return _correlation(A, i, B, j, w)
     return _call_user(user, A[i], B[j])
 
 

@@ -1,0 +1,348 @@
+"""Maximin orderings and Vecchia conditioning sets (ALGORITHMS.md section 9).
+
+A Vecchia approximation of a Gaussian process orders the points and
+conditions each one on its nearest *earlier* points. This module computes
+the exact maximin (farthest-point) ordering through the cover tree
+(:func:`maximin_ordering`), the conditioning sets for any ordering
+(:func:`vecchia_neighbors`) and the matching sparse graphs
+(:func:`kneighbors_graph`), in every metric of the package, correlation
+metrics included.
+"""
+
+import numbers
+
+import numpy as np
+from joblib import effective_n_jobs
+from scipy.sparse import csr_array
+from sklearn.utils import check_array, check_random_state
+
+from . import _core
+from ._backends import resolve_backend
+from ._compat import align_sparse_api
+from ._metric import check_features, embed, resolve_metric
+
+__all__ = ["maximin_ordering", "vecchia_neighbors", "kneighbors_graph"]
+
+_DTYPES = [np.float64, np.float32]
+
+
+def _prepare(X, metric, p, metric_params, n_jobs):
+    """Validate the data and metric and build the tree once."""
+    spec, _, _ = resolve_metric(metric, p, metric_params)
+    X = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
+    check_features(spec, X.shape[1])
+    Xe = embed(X, spec)
+    backend = resolve_backend("auto", Xe)
+    n_threads = effective_n_jobs(n_jobs)
+    tree = _core.build(Xe, spec, backend, n_threads)
+    return X, Xe, tree, backend, n_threads
+
+
+def _first_index(first, X, Xe, tree, backend, random_state):
+    n = X.shape[0]
+    if isinstance(first, str):
+        if first == "center":
+            center = X.mean(axis=0, dtype=np.float64)[None, :].astype(X.dtype)
+            center = embed(center, tree.metric).astype(Xe.dtype)
+            return int(_core.knn(tree, center, 1, backend)[1][0, 0])
+        if first == "random":
+            return int(check_random_state(random_state).randint(n))
+        raise ValueError(
+            f"first must be 'center', 'random' or a sample index, got {first!r}"
+        )
+    if isinstance(first, numbers.Integral) and not isinstance(first, bool):
+        if not 0 <= first < n:
+            raise ValueError(f"first={first} is not a sample index in [0, {n})")
+        return int(first)
+    raise ValueError(f"first must be 'center', 'random' or a sample index, got {first!r}")
+
+
+def maximin_ordering(
+    X, *, metric="euclidean", metric_params=None, first="center", random_state=None,
+    n_jobs=None,
+):
+    """Exact maximin (farthest-point) ordering and its lengthscales.
+
+    The first point is ``first``; each next point is the one farthest from
+    the points already chosen (ties: smaller index). A point's lengthscale
+    is its distance to the points before it, so lengthscales never
+    increase. Computed through the cover tree with a max-heap and radius
+    searches (Schafer, Katzfuss and Owhadi's algorithm), not in ``O(n^2)``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The points; finite values.
+    metric : str, callable or correlation metric, default="euclidean"
+        Any metric accepted by :class:`PCCTNeighbors`, including
+        :class:`KernelCorrelationDistance` and
+        :class:`ResidualCorrelationDistance`.
+    metric_params : dict, default=None
+        Extra metric parameters (``p`` and ``w`` for ``"minkowski"``).
+    first : {"center", "random"} or int, default="center"
+        The first point: the one closest to the coordinate mean (ties:
+        smaller index), a random one drawn with ``random_state``, or a
+        sample index.
+    random_state : int, RandomState instance or None, default=None
+        Used when ``first="random"``.
+    n_jobs : int, default=None
+        Threads for building the tree (the ordering itself is sequential).
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,), int64
+        The ordering, a permutation of ``range(n_samples)``.
+    lengthscales : ndarray of shape (n_samples,), float64
+        ``lengthscales[r]`` is the distance of ``X[order[r]]`` to
+        ``X[order[:r]]``; ``inf`` for ``r = 0``. Non-increasing; 0 for
+        duplicates of earlier points.
+
+    See Also
+    --------
+    vecchia_neighbors : conditioning sets for an ordering.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct import maximin_ordering
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    >>> order, lengthscales = maximin_ordering(X)
+    >>> order
+    array([2, 0, 4, 1, 3])
+    >>> lengthscales
+    array([inf,  2.,  2.,  1.,  1.])
+    """
+    X, Xe, tree, backend, _ = _prepare(X, metric, 2, metric_params, n_jobs)
+    first = _first_index(first, X, Xe, tree, backend, random_state)
+    return _core.maximin(tree, Xe, first, backend)
+
+
+def _order_from(ordering, X, Xe, tree, backend, random_state):
+    n = X.shape[0]
+    if isinstance(ordering, str):
+        if ordering == "maximin":
+            first = _first_index("center", X, Xe, tree, backend, None)
+            return _core.maximin(tree, Xe, first, backend)[0]
+        if ordering == "none":
+            return np.arange(n)
+        if ordering == "random":
+            return check_random_state(random_state).permutation(n)
+        raise ValueError(
+            "ordering must be 'maximin', 'none', 'random' or a permutation of "
+            f"range(n_samples), got {ordering!r}"
+        )
+    order = np.asarray(ordering)
+    if order.ndim != 1 or order.shape[0] != n:
+        raise ValueError(
+            f"ordering must be a permutation of range({n}), got an array of shape "
+            f"{order.shape}"
+        )
+    if not np.issubdtype(order.dtype, np.integer):
+        raise ValueError(
+            f"ordering must be a permutation of range({n}) (integers), got dtype {order.dtype}"
+        )
+    order = order.astype(np.int64)
+    seen = np.zeros(n, dtype=bool)
+    valid = (order >= 0) & (order < n)
+    if np.all(valid):
+        seen[order] = True
+    if not np.all(valid) or not np.all(seen):
+        raise ValueError(
+            f"ordering must be a permutation of range({n}): it has repeated or "
+            "out-of-range entries"
+        )
+    return order
+
+
+def _check_n_neighbors(n_neighbors):
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral):
+        raise TypeError(f"n_neighbors must be an integer, got {n_neighbors!r}")
+    if n_neighbors < 1:
+        raise ValueError(f"Expected n_neighbors > 0. Got {n_neighbors}")
+    return int(n_neighbors)
+
+
+def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors):
+    """Rows of ``(dist, ind)`` in rank order, ``n_neighbors`` wide, padded."""
+    n = X.shape[0]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    k = min(n_neighbors, n - 1)
+    dist = np.full((n, n_neighbors), np.inf)
+    ind = np.full((n, n_neighbors), -1, dtype=np.int64)
+    if k > 0:
+        d, i = _core.ordered_knn(tree, Xe, rank, rank, k, backend, n_threads)
+        dist[:, :k] = d[order]
+        ind[:, :k] = i[order]
+    return dist, ind
+
+
+def vecchia_neighbors(
+    X, n_neighbors, *, ordering="maximin", metric="euclidean", metric_params=None,
+    n_jobs=None, random_state=None, return_distance=False,
+):
+    """Vecchia conditioning sets: each point's nearest earlier points.
+
+    For the ordering ``order``, row ``r`` lists the ``n_neighbors`` points
+    of ``X[order[:r]]`` nearest to ``X[order[r]]``. Exact, and parallel over
+    points: every query searches the cover tree of all points and prunes
+    subtrees whose smallest rank is not earlier than the query's.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The points; finite values.
+    n_neighbors : int
+        Size ``m`` of the conditioning sets (>= 1).
+    ordering : {"maximin", "none", "random"} or array-like of shape (n_samples,), \
+            default="maximin"
+        ``"maximin"``: :func:`maximin_ordering` from the centre; ``"none"``:
+        the row order; ``"random"``: a permutation drawn with
+        ``random_state``; or an explicit permutation of ``range(n_samples)``.
+    metric : str, callable or correlation metric, default="euclidean"
+        Any metric accepted by :class:`PCCTNeighbors`, including
+        :class:`KernelCorrelationDistance` and
+        :class:`ResidualCorrelationDistance`.
+    metric_params : dict, default=None
+        Extra metric parameters.
+    n_jobs : int, default=None
+        Threads (scikit-learn semantics: ``-1`` uses all cores).
+    random_state : int, RandomState instance or None, default=None
+        Used by ``ordering="random"``.
+    return_distance : bool, default=False
+        Also return the distances.
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,), int64
+        The ordering used.
+    neighbors : ndarray of shape (n_samples, n_neighbors), int64
+        Row ``r``: original indices of the nearest points to ``X[order[r]]``
+        among ``X[order[:r]]``, sorted by (distance, index), padded with
+        ``-1`` (row 0 is all ``-1``).
+    distances : ndarray of shape (n_samples, n_neighbors), float64
+        Only with ``return_distance=True``; padded with ``inf``.
+
+    See Also
+    --------
+    maximin_ordering : the default ordering.
+    kneighbors_graph : the same sets as a sparse graph.
+
+    Notes
+    -----
+    Prediction sets (new points conditioned on all the data) are plain
+    k-nearest neighbours: ``PCCTNeighbors(n_neighbors=m).fit(X).kneighbors(X_new)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct import vecchia_neighbors
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    >>> order, nbrs = vecchia_neighbors(X, 2, ordering="none")
+    >>> nbrs
+    array([[-1, -1],
+           [ 0, -1],
+           [ 1,  0],
+           [ 2,  1],
+           [ 3,  2]])
+    """
+    n_neighbors = _check_n_neighbors(n_neighbors)
+    X, Xe, tree, backend, n_threads = _prepare(X, metric, 2, metric_params, n_jobs)
+    order = _order_from(ordering, X, Xe, tree, backend, random_state)
+    dist, ind = _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors)
+    if return_distance:
+        return order, ind, dist
+    return order, ind
+
+
+def kneighbors_graph(
+    X, n_neighbors, *, mode="connectivity", ordering=None, metric="minkowski", p=2,
+    metric_params=None, include_self=False, n_jobs=None, random_state=None,
+):
+    """The k-neighbours graph, or the Vecchia conditioning graph of an ordering.
+
+    With ``ordering=None`` this is :func:`sklearn.neighbors.kneighbors_graph`
+    computed with the cover tree. With an ordering, row ``i`` connects only
+    to points earlier than ``i`` in it: its ``n_neighbors`` nearest
+    predecessors (fewer for the first points).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        The points.
+    n_neighbors : int
+        Number of neighbours per row.
+    mode : {"connectivity", "distance"}, default="connectivity"
+        Ones, or the distances, as the entries.
+    ordering : {"maximin", "none", "random"}, array-like or None, default=None
+        None for the plain graph; otherwise as in :func:`vecchia_neighbors`.
+    metric : str, callable or correlation metric, default="minkowski"
+        Any metric accepted by :class:`PCCTNeighbors`.
+    p : float, default=2
+        Minkowski power.
+    metric_params : dict, default=None
+        Extra metric parameters.
+    include_self : bool, default=False
+        Whether each point is its own first neighbour (scikit-learn's
+        convention: it then counts among the ``n_neighbors``); with an
+        ordering, the row holds ``i`` itself (distance 0, stored explicitly)
+        and its ``n_neighbors - 1`` nearest predecessors.
+    n_jobs : int, default=None
+        Threads.
+    random_state : int, RandomState instance or None, default=None
+        Used by ``ordering="random"``.
+
+    Returns
+    -------
+    A : sparse matrix of shape (n_samples, n_samples)
+        CSR, float64; within each row the columns are sorted by
+        (distance, index).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct import kneighbors_graph
+    >>> X = np.array([[0.0], [1.0], [3.0]])
+    >>> kneighbors_graph(X, 1, ordering="none", mode="distance").toarray()
+    array([[0., 0., 0.],
+           [1., 0., 0.],
+           [0., 2., 0.]])
+    """
+    if mode not in ("connectivity", "distance"):
+        raise ValueError(
+            'Unsupported mode, must be one of "connectivity", '
+            f'or "distance" but got "{mode}" instead'
+        )
+    if ordering is None:
+        from ._neighbors import PCCTNeighbors
+
+        est = PCCTNeighbors(
+            n_neighbors=n_neighbors, metric=metric, p=p, metric_params=metric_params,
+            n_jobs=n_jobs,
+        ).fit(X)
+        query = None
+        if include_self:  # scikit-learn queries the fitted points themselves
+            query = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
+        return est.kneighbors_graph(query, n_neighbors, mode=mode)
+    n_neighbors = _check_n_neighbors(n_neighbors)
+    X, Xe, tree, backend, n_threads = _prepare(X, metric, p, metric_params, n_jobs)
+    n = X.shape[0]
+    order = _order_from(ordering, X, Xe, tree, backend, random_state)
+    n_prev = n_neighbors - 1 if include_self else n_neighbors
+    if n_prev > 0:
+        dist, ind = _conditioning(X, Xe, tree, backend, n_threads, order, n_prev)
+    else:
+        dist, ind = np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64)
+    # rows of the graph are original indices: row order[r] holds rank r's set
+    by_row = np.empty(n, dtype=np.int64)
+    by_row[order] = np.arange(n)
+    dist, ind = dist[by_row], ind[by_row]
+    if include_self:
+        ind = np.hstack([np.arange(n)[:, None], ind])
+        dist = np.hstack([np.zeros((n, 1)), dist])
+    valid = ind >= 0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(valid.sum(axis=1), out=indptr[1:])
+    data = dist[valid] if mode == "distance" else np.ones(int(indptr[-1]))
+    graph = csr_array((data, ind[valid], indptr), shape=(n, n))
+    return align_sparse_api(graph)
