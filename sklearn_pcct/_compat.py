@@ -1,7 +1,7 @@
 """The only module that imports private scikit-learn helpers."""
 
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 try:  # scikit-learn >= 1.8 honours set_config(sparse_interface=...)
@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 __all__ = [
     "_fit_context",
     "Interval",
+    "InvalidParameterError",
     "StrOptions",
     "check_is_fitted",
     "validate_data",

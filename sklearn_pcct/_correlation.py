@@ -22,6 +22,7 @@ metric (white noise is positive semi-definite on distinct locations).
 """
 
 import numbers
+import pickle
 
 import numpy as np
 from scipy.linalg import cholesky, solve_triangular
@@ -392,7 +393,25 @@ class ResidualCorrelationDistance(_CorrelationBase):
         return fast
 
     def _factor(self, Z):
-        """Lower Cholesky factor of ``K_ZZ + jitter * mean(diag) * I``."""
+        """Lower Cholesky factor of ``K_ZZ + jitter * mean(diag) * I`` (cached).
+
+        The cache key is the pickled kernel, the jitter and the bytes of
+        ``Z``, so changed hyperparameters or inducing points refactor.
+        """
+        key = (pickle.dumps(self.kernel), float(self.jitter), Z.shape, Z.tobytes())
+        cached = self.__dict__.get("_factor_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        L = self._compute_factor(Z)
+        self.__dict__["_factor_cache"] = (key, L)
+        return L
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_factor_cache", None)
+        return state
+
+    def _compute_factor(self, Z):
         K = np.asarray(self.kernel(Z, Z), dtype=np.float64)
         scale = float(np.mean(np.diag(K))) if K.size else 1.0
         if not scale > 0:

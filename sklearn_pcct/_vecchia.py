@@ -18,7 +18,7 @@ from sklearn.utils import check_array, check_random_state
 
 from . import _core
 from ._backends import resolve_backend
-from ._compat import align_sparse_api
+from ._compat import InvalidParameterError, align_sparse_api
 from ._metric import check_features, embed, resolve_metric
 
 __all__ = ["maximin_ordering", "vecchia_neighbors", "kneighbors_graph"]
@@ -155,10 +155,17 @@ def _order_from(ordering, X, Xe, tree, backend, random_state):
 
 
 def _check_n_neighbors(n_neighbors):
+    # scikit-learn's parameter error: both a ValueError and a TypeError
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral):
-        raise TypeError(f"n_neighbors must be an integer, got {n_neighbors!r}")
+        raise InvalidParameterError(
+            f"The 'n_neighbors' parameter must be an int in the range [1, inf). "
+            f"Got {n_neighbors!r} instead."
+        )
     if n_neighbors < 1:
-        raise ValueError(f"Expected n_neighbors > 0. Got {n_neighbors}")
+        raise InvalidParameterError(
+            f"The 'n_neighbors' parameter must be an int in the range [1, inf). "
+            f"Got {n_neighbors!r} instead."
+        )
     return int(n_neighbors)
 
 
