@@ -97,8 +97,27 @@ def _readonly(a):
     return a
 
 
+@functools.lru_cache(maxsize=1)
+def _libgomp():
+    """GNU OpenMP's runtime if this process can load it, else None."""
+    try:
+        return ctypes.CDLL("libgomp.so.1")
+    except OSError:  # pragma: no cover - not a GNU/Linux OpenMP platform
+        return None
+
+
 @contextmanager
 def _threads(n_threads):
+    """Run Numba's parallel kernels on ``n_threads`` threads, then restore.
+
+    Also restores OpenMP's ``max-active-levels``: Numba's OpenMP threading
+    layer enables nested parallelism for the whole process when it starts,
+    which makes other OpenMP libraries in the process (GPBoost, for one)
+    oversubscribe the cores by orders of magnitude.
+    """
+    # read before any Numba threading call: the first one starts the pool
+    gomp = _libgomp()
+    old_levels = gomp.omp_get_max_active_levels() if gomp is not None else None
     n = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
     old_threads = numba.get_num_threads()
     old_chunk = numba.get_parallel_chunksize()
@@ -109,6 +128,8 @@ def _threads(n_threads):
     finally:
         numba.set_parallel_chunksize(old_chunk)
         numba.set_num_threads(old_threads)
+        if gomp is not None and gomp.omp_get_max_active_levels() != old_levels:
+            gomp.omp_set_max_active_levels(old_levels)
 
 
 # Rounds of batch insertion: trees (and rounds) below this size are
