@@ -68,3 +68,9 @@ class Backend(Protocol):
 
     def radius_fitted(self, tree, r, n_threads):
         """Same as :meth:`radius` with the fitted samples as queries."""
+
+    def maximin(self, tree, X, first):
+        """``(order, lengthscales)``: exact maximin ordering of the samples ``X``."""
+
+    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads):
+        """:meth:`knn` restricted to samples ``s`` with ``rank[s] < qrank[i]``."""

@@ -37,6 +37,9 @@ _CODES = {
 
 _EMPTY_W = np.empty(0, dtype=np.float64)
 _EMPTY_W.flags.writeable = False
+# no rank restriction in the k-NN kernel
+_NO_RANK = np.empty(0, dtype=np.int64)
+_NO_RANK.flags.writeable = False
 
 
 @functools.lru_cache(maxsize=64)
@@ -413,12 +416,16 @@ class NumbaBackend:
 
     def knn(self, tree, Q, k, n_threads):
         """Exact k nearest samples of every row of ``Q``."""
+        return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK)
+
+    def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank):
         Q = self._queries(tree, Q)
         code, p, w, user = _metric_args(tree.metric)
         with _threads(n_threads) as nt:
             dist, ind, _ = kq.knn(
                 Q, _chunks(Q.shape[0], nt), *self._tree_args(tree), tree.dup_ptr,
                 tree.dup_idx, int(k), _leaf_size(tree.n_features), code, p, w, user,
+                qrank, rank, min_rank,
             )
         return dist, ind
 
@@ -500,7 +507,6 @@ class NumbaBackend:
         ``rank`` has one entry per sample id. Returns ``(dist, ind)`` padded
         with ``inf`` / ``-1``.
         """
-        Q = self._queries(tree, Q)
         rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
         qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
         if tree.n_nodes == 0 or Q.shape[0] == 0:
@@ -509,13 +515,7 @@ class NumbaBackend:
             rank, tree.node_sample, tree.dup_ptr, tree.dup_idx, tree.child_start,
             tree.child_stop,
         )
-        code, p, w, user = _metric_args(tree.metric)
-        with _threads(n_threads) as nt:
-            return kv.ordered_knn(
-                Q, qrank, _chunks(Q.shape[0], nt), rank, min_rank, tree.points,
-                tree.node_sample, tree.parent_dist, tree.radius, tree.child_start,
-                tree.child_stop, tree.dup_ptr, tree.dup_idx, int(k), code, p, w, user,
-            )
+        return self._knn(tree, Q, k, n_threads, qrank, rank, min_rank)
 
     def reverse_knn(self, tree, Q, tau, n_threads):
         """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the samples ``x`` of ``tree``.

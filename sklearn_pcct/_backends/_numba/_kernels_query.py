@@ -103,40 +103,56 @@ def _result_sort(rd, ri, cnt):
 
 
 @njit(cache=True, inline="always")
-def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx):
-    cnt = _result_offer(rd, ri, cnt, k, d, node_sample[v])
+def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx, rank, rq):
+    """Offer node ``v``'s samples at distance ``d``; only ranks ``< rq`` if ranked."""
+    ranked = rank.shape[0] > 0
+    s = node_sample[v]
+    if not ranked or rank[s] < rq:
+        cnt = _result_offer(rd, ri, cnt, k, d, s)
     for t in range(dup_ptr[v], dup_ptr[v + 1]):
-        cnt = _result_offer(rd, ri, cnt, k, d, dup_idx[t])
+        s = dup_idx[t]
+        if not ranked or rank[s] < rq:
+            cnt = _result_offer(rd, ri, cnt, k, d, s)
     return cnt
 
 
 @njit(cache=True)
 def _knn_range(
     Q, lo, hi, points, node_sample, parent_dist, radius, child_start, child_stop,
-    desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p, w, user, out_dist, out_ind,
-    evals,
+    desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p, w, user, qrank, rank, min_rank,
+    out_dist, out_ind, evals,
 ):
+    """Best-first k-NN of the queries ``lo .. hi - 1``.
+
+    With a non-empty ``rank`` (one rank per sample) query ``i`` only returns
+    samples of rank ``< qrank[i]``: subtrees whose smallest rank
+    ``min_rank[v]`` is not smaller are pruned, and ineligible nodes still
+    route the search (ALGORITHMS.md sections 7.6 and 9.4).
+    """
     rd = np.empty(k, dtype=np.float64)
     ri = np.empty(k, dtype=np.int64)
     cap = 64
     h_lb = np.empty(cap, dtype=np.float64)
     h_node = np.empty(cap, dtype=np.int64)
     h_d = np.empty(cap, dtype=np.float64)
+    ranked = rank.shape[0] > 0
     n_eval = 0
     for qi in range(lo, hi):
+        rq = qrank[qi] if ranked else 0
         cnt = 0
         tau = np.inf
-        d0 = distance(Q, qi, points, 0, code, p, w, user)
-        n_eval += 1
-        cnt = _offer_node(rd, ri, cnt, k, d0, 0, node_sample, dup_ptr, dup_idx)
-        if cnt == k:
-            tau = rd[0]
         hn = 0
-        if child_stop[0] > child_start[0]:
-            h_lb[0] = max(0.0, d0 - radius[0])
-            h_node[0] = 0
-            h_d[0] = d0
-            hn = 1
+        if not ranked or min_rank[0] < rq:
+            d0 = distance(Q, qi, points, 0, code, p, w, user)
+            n_eval += 1
+            cnt = _offer_node(rd, ri, cnt, k, d0, 0, node_sample, dup_ptr, dup_idx, rank, rq)
+            if cnt == k:
+                tau = rd[0]
+            if child_stop[0] > child_start[0]:
+                h_lb[0] = max(0.0, d0 - radius[0])
+                h_node[0] = 0
+                h_d[0] = d0
+                hn = 1
         while hn > 0:
             lb = h_lb[0]
             v = h_node[0]
@@ -146,6 +162,8 @@ def _knn_range(
             if lb - PRUNE_SLACK * (dv + radius[v]) > tau:
                 break
             for c in range(child_start[v], child_stop[v]):
+                if ranked and min_rank[c] >= rq:
+                    continue
                 rc = radius[c]
                 pd = parent_dist[c]
                 if abs(dv - pd) - rc - PRUNE_SLACK * (dv + pd + rc) > tau:
@@ -153,7 +171,9 @@ def _knn_range(
                 dc = distance(Q, qi, points, c, code, p, w, user)
                 n_eval += 1
                 if cnt < k or not _before(rd[0], ri[0], dc, node_sample[c]):
-                    cnt = _offer_node(rd, ri, cnt, k, dc, c, node_sample, dup_ptr, dup_idx)
+                    cnt = _offer_node(
+                        rd, ri, cnt, k, dc, c, node_sample, dup_ptr, dup_idx, rank, rq
+                    )
                     if cnt == k:
                         tau = rd[0]
                 cs = child_start[c]
@@ -164,11 +184,14 @@ def _knn_range(
                     e = desc_stop[c]
                     if e - cs <= leaf_size:
                         for u in range(cs, e):
+                            if ranked and min_rank[u] >= rq:
+                                continue
                             du = distance(Q, qi, points, u, code, p, w, user)
                             n_eval += 1
                             if cnt < k or not _before(rd[0], ri[0], du, node_sample[u]):
                                 cnt = _offer_node(
-                                    rd, ri, cnt, k, du, u, node_sample, dup_ptr, dup_idx
+                                    rd, ri, cnt, k, du, u, node_sample, dup_ptr, dup_idx,
+                                    rank, rq,
                                 )
                                 if cnt == k:
                                     tau = rd[0]
@@ -195,14 +218,16 @@ def _knn_range(
 @njit(cache=True, parallel=True)
 def knn(
     Q, chunks, points, node_sample, parent_dist, radius, child_start, child_stop,
-    desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p, w, user,
+    desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p, w, user, qrank, rank, min_rank,
 ):
     """Exact k nearest neighbours of every row of ``Q`` (best-first search).
 
     ``chunks`` holds the boundaries of the query blocks handed to threads.
-    Returns ``(dist, ind, n_distance_evaluations)``; rows are sorted by
-    ``(distance, sample index)`` and padded with ``inf`` / ``-1`` when the
-    tree holds fewer than ``k`` samples.
+    ``qrank``, ``rank`` and ``min_rank`` restrict query ``i`` to samples of
+    rank ``< qrank[i]`` (Vecchia neighbours); pass empty arrays for plain
+    k-NN. Returns ``(dist, ind, n_distance_evaluations)``; rows are sorted
+    by ``(distance, sample index)`` and padded with ``inf`` / ``-1`` when
+    fewer than ``k`` samples qualify.
     """
     n = Q.shape[0]
     out_dist = np.empty((n, k), dtype=np.float64)
@@ -213,7 +238,7 @@ def knn(
         _knn_range(
             Q, chunks[c], chunks[c + 1], points, node_sample, parent_dist, radius,
             child_start, child_stop, desc_stop, dup_ptr, dup_idx, k, leaf_size, code, p,
-            w, user, out_dist, out_ind, evals[c],
+            w, user, qrank, rank, min_rank, out_dist, out_ind, evals[c],
         )
     return out_dist, out_ind, evals.sum()
 

@@ -12,20 +12,19 @@ search. ``mk[v]`` bounds the largest key of an unselected sample in the
 subtree of ``v``; a subtree whose distance lower bound reaches ``mk[v]``
 cannot change and is skipped, so selected and settled regions cost nothing.
 
-Ordered k-NN (section 9.4): a query of rank ``r`` may only return samples
-of rank ``< r``. ``min_rank[v]`` is the smallest rank in the subtree of
-``v`` (its duplicate group included); subtrees with ``min_rank >= r`` are
-pruned, other nodes route the search even when not eligible themselves.
+Ordered k-NN (section 9.4) is the k-NN search of :mod:`._kernels_query`
+restricted by ranks; :func:`subtree_min_rank` gives the per-subtree
+smallest rank it prunes with.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._heaps import grow, heap_pop, heap_push
-from ._kernels_query import PRUNE_SLACK, _before, _result_offer, _result_sort
+from ._heaps import grow
+from ._kernels_query import PRUNE_SLACK
 from ._metrics import distance
 
-__all__ = ["maximin", "subtree_min_rank", "ordered_knn"]
+__all__ = ["maximin", "subtree_min_rank"]
 
 
 @njit(cache=True, inline="always")
@@ -173,107 +172,3 @@ def subtree_min_rank(rank, node_sample, dup_ptr, dup_idx, child_start, child_sto
                 m = out[c]
         out[v] = m
     return out
-
-
-@njit(cache=True, inline="always")
-def _offer_ranked(rd, ri, cnt, k, d, v, rq, rank, node_sample, dup_ptr, dup_idx):
-    s = node_sample[v]
-    if rank[s] < rq:
-        cnt = _result_offer(rd, ri, cnt, k, d, s)
-    for t in range(dup_ptr[v], dup_ptr[v + 1]):
-        s = dup_idx[t]
-        if rank[s] < rq:
-            cnt = _result_offer(rd, ri, cnt, k, d, s)
-    return cnt
-
-
-@njit(cache=True)
-def _ordered_range(
-    Q, qrank, lo, hi, rank, min_rank, points, node_sample, parent_dist, radius,
-    child_start, child_stop, dup_ptr, dup_idx, k, code, p, w, user, out_dist, out_ind,
-):
-    rd = np.empty(k, dtype=np.float64)
-    ri = np.empty(k, dtype=np.int64)
-    cap = 64
-    h_lb = np.empty(cap, dtype=np.float64)
-    h_node = np.empty(cap, dtype=np.int64)
-    h_d = np.empty(cap, dtype=np.float64)
-    for qi in range(lo, hi):
-        rq = qrank[qi]
-        cnt = 0
-        tau = np.inf
-        hn = 0
-        if min_rank[0] < rq:
-            d0 = distance(Q, qi, points, 0, code, p, w, user)
-            cnt = _offer_ranked(rd, ri, cnt, k, d0, 0, rq, rank, node_sample, dup_ptr, dup_idx)
-            if cnt == k:
-                tau = rd[0]
-            if child_stop[0] > child_start[0]:
-                h_lb[0] = max(0.0, d0 - radius[0])
-                h_node[0] = 0
-                h_d[0] = d0
-                hn = 1
-        while hn > 0:
-            lb = h_lb[0]
-            v = h_node[0]
-            dv = h_d[0]
-            heap_pop(h_lb, h_node, h_d, hn)
-            hn -= 1
-            if lb - PRUNE_SLACK * (dv + radius[v]) > tau:
-                break
-            for c in range(child_start[v], child_stop[v]):
-                if min_rank[c] >= rq:
-                    continue
-                rc = radius[c]
-                pd = parent_dist[c]
-                if abs(dv - pd) - rc - PRUNE_SLACK * (dv + pd + rc) > tau:
-                    continue
-                dc = distance(Q, qi, points, c, code, p, w, user)
-                if cnt < k or not _before(rd[0], ri[0], dc, node_sample[c]):
-                    cnt = _offer_ranked(
-                        rd, ri, cnt, k, dc, c, rq, rank, node_sample, dup_ptr, dup_idx
-                    )
-                    if cnt == k:
-                        tau = rd[0]
-                if child_stop[c] > child_start[c]:
-                    lbc = dc - rc
-                    if lbc - PRUNE_SLACK * (dc + rc) > tau:
-                        continue
-                    if lbc < 0.0:
-                        lbc = 0.0
-                    if hn >= cap:
-                        cap *= 2
-                        h_lb = grow(h_lb, cap)
-                        h_node = grow(h_node, cap)
-                        h_d = grow(h_d, cap)
-                    heap_push(h_lb, h_node, h_d, hn, lbc, c, dc)
-                    hn += 1
-        _result_sort(rd, ri, cnt)
-        for t in range(cnt):
-            out_dist[qi, t] = rd[t]
-            out_ind[qi, t] = ri[t]
-        for t in range(cnt, k):
-            out_dist[qi, t] = np.inf
-            out_ind[qi, t] = -1
-
-
-@njit(cache=True, parallel=True)
-def ordered_knn(
-    Q, qrank, chunks, rank, min_rank, points, node_sample, parent_dist, radius,
-    child_start, child_stop, dup_ptr, dup_idx, k, code, p, w, user,
-):
-    """The ``k`` nearest samples of rank ``< qrank[i]`` to every row ``Q[i]``.
-
-    Rows are sorted by ``(distance, sample index)`` and padded with
-    ``inf`` / ``-1`` when fewer samples qualify.
-    """
-    n = Q.shape[0]
-    out_dist = np.empty((n, k), dtype=np.float64)
-    out_ind = np.empty((n, k), dtype=np.int64)
-    for c in prange(chunks.shape[0] - 1):
-        _ordered_range(
-            Q, qrank, chunks[c], chunks[c + 1], rank, min_rank, points, node_sample,
-            parent_dist, radius, child_start, child_stop, dup_ptr, dup_idx, k, code, p,
-            w, user, out_dist, out_ind,
-        )
-    return out_dist, out_ind
