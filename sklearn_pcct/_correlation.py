@@ -176,9 +176,9 @@ class _CorrelationBase:
         return 0
 
     # -- reference distances and the callable interface ---------------------
-    def _split(self, E):
+    def _split(self, E, fast):
+        """``(coordinates, v, 1/sqrt(variance))`` parts of embedded rows."""
         m = self._n_inducing()
-        fast = _fast_path(self.kernel)
         if m == 0 and fast is not None:
             return E, None, None
         nc = E.shape[1] - m - 1
@@ -189,8 +189,8 @@ class _CorrelationBase:
         A = np.asarray(A, dtype=np.float64)
         B = np.asarray(B, dtype=np.float64)
         fast = _fast_path(self.kernel)
-        ua, va, sa = self._split(A)
-        ub, vb, sb = self._split(B)
+        ua, va, sa = self._split(A, fast)
+        ub, vb, sb = self._split(B, fast)
         diff = ua[:, None, :] - ub[None, :, :]
         same = np.all(diff == 0.0, axis=2)
         if fast is None:

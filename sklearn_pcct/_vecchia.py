@@ -20,6 +20,7 @@ from . import _core
 from ._backends import resolve_backend
 from ._compat import InvalidParameterError, align_sparse_api
 from ._metric import check_features, embed, resolve_metric
+from ._neighbors import PCCTNeighbors
 
 __all__ = ["maximin_ordering", "vecchia_neighbors", "kneighbors_graph"]
 
@@ -321,8 +322,6 @@ def kneighbors_graph(
             f'or "distance" but got "{mode}" instead'
         )
     if ordering is None:
-        from ._neighbors import PCCTNeighbors
-
         est = PCCTNeighbors(
             n_neighbors=n_neighbors, metric=metric, p=p, metric_params=metric_params,
             n_jobs=n_jobs,
