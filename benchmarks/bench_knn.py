@@ -766,16 +766,22 @@ def run_workload(workload, args, ours, peers, emit):
         )
 
 
-def parse_peers(text):
+def parse_peers(text, all_peers=None):
+    """``--peers`` value: ``"all"``, ``"none"`` or a comma list of keys of ``all_peers``.
+
+    ``all_peers`` defaults to this script's peers; the other benchmarks pass
+    their own (``functools.partial``).
+    """
+    all_peers = ALL_PEERS if all_peers is None else all_peers
     if text in ("all", ""):
-        return list(ALL_PEERS)
+        return list(all_peers)
     if text == "none":
         return []
     keys = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = sorted(set(keys) - set(ALL_PEERS))
+    unknown = sorted(set(keys) - set(all_peers))
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown peer(s) {unknown}; choose from {', '.join(ALL_PEERS)}, 'all' or 'none'"
+            f"unknown peer(s) {unknown}; choose from {', '.join(all_peers)}, 'all' or 'none'"
         )
     return keys
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import gc
 import importlib.util
 import json
@@ -772,20 +773,6 @@ def _package_path(name):
     return str(Path(spec.origin).parent)
 
 
-def parse_peers(text):
-    if text in ("all", ""):
-        return list(ALL_PEERS)
-    if text == "none":
-        return []
-    keys = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = sorted(set(keys) - set(ALL_PEERS))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown peer(s) {unknown}; choose from {', '.join(ALL_PEERS)}, 'all' or 'none'"
-        )
-    return keys
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -804,7 +791,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="numpy Generator seed")
     parser.add_argument(
         "--peers",
-        type=parse_peers,
+        type=functools.partial(bench_knn.parse_peers, all_peers=ALL_PEERS),
         default=None,
         help=f"comma list from {', '.join(ALL_PEERS)}, or 'all' / 'none' (default: all installed)",
     )

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import gc
 import importlib.util
 import json
@@ -1337,20 +1338,6 @@ def versions():
     return found
 
 
-def parse_peers(text):
-    if text in ("all", ""):
-        return list(ALL_PEERS)
-    if text == "none":
-        return []
-    keys = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = sorted(set(keys) - set(ALL_PEERS))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown peer(s) {unknown}; choose from {', '.join(ALL_PEERS)}, 'all' or 'none'"
-        )
-    return keys
-
-
 def gpboost_overhead(X, m, args):
     """GPBoost's construction with its neighbour search deferred
     (gp_approx="vecchia_correlation_based" finds the neighbours only when the
@@ -1382,7 +1369,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="numpy Generator seed")
     parser.add_argument(
         "--peers",
-        type=parse_peers,
+        type=functools.partial(bench_knn.parse_peers, all_peers=ALL_PEERS),
         default=None,
         help=f"comma list from {', '.join(ALL_PEERS)}, or 'all' / 'none' (default: all "
         f"installed; for n > {LARGE_N:,}: {', '.join(LARGE_N_PEERS)})",
