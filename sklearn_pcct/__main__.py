@@ -29,8 +29,15 @@ def main(argv=None):
     demo.add_argument("--n-jobs", type=int, default=-1)
     demo.add_argument("--n-check", type=int, default=200)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "-v", "--verbose", action="count", default=0,
+        help="show progress (-vv: also for small datasets)",
+    )
     args = parser.parse_args(argv)
-    ok = run_demo(args.n_samples, args.n_neighbors, args.n_jobs, args.n_check, args.seed)
+    ok = run_demo(
+        args.n_samples, args.n_neighbors, args.n_jobs, args.n_check, args.seed,
+        verbose=args.verbose,
+    )
     return 0 if ok else 1
 
 

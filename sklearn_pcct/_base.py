@@ -24,11 +24,17 @@ from ._compat import (
     validate_data,
 )
 from ._metric import check_features, embed, resolve_metric
+from ._progress import progress
 from ._state import UPDATE_LOCK, FittedState
 
 __all__ = ["PCCTBase", "KNeighborsMixin", "RadiusNeighborsMixin"]
 
 _DTYPES = [np.float64, np.float32]
+
+
+def _progress(est, total, step):
+    """The progress reporter of ``est``'s ``step`` (e.g. ``"fit"``) on ``total`` points."""
+    return progress(getattr(est, "verbose", 0), total, f"{type(est).__name__}.{step}")
 
 
 def _split_rows(values, indptr):
@@ -50,6 +56,7 @@ class PCCTBase(BaseEstimator):
         "metric_params": [dict, None],
         "n_jobs": [Integral, None],
         "backend": [StrOptions({"auto"} | set(BACKENDS))],
+        "verbose": ["verbose"],
     }
 
     def __sklearn_tags__(self):
@@ -61,6 +68,7 @@ class PCCTBase(BaseEstimator):
 
     def _n_threads(self):
         return max(1, int(effective_n_jobs(self.n_jobs)))
+
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -78,6 +86,17 @@ class PCCTBase(BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_pcct import PCCTNeighbors
+        >>> X = np.random.default_rng(0).random((100, 3))
+        >>> nn = PCCTNeighbors(n_neighbors=3).fit(X)
+        >>> nn.n_samples_fit_, nn.n_features_in_
+        (100, 3)
+        >>> nn.kneighbors(X[:2])[1].shape
+        (2, 3)
         """
         # validate_data(reset=True) sets the feature attributes before it
         # checks the data; a failed fit must leave a fitted estimator as it was
@@ -103,7 +122,8 @@ class PCCTBase(BaseEstimator):
         check_features(spec, X.shape[1])
         X = embed(X, spec)
         backend = resolve_backend(self.backend, X)
-        dynamic = _core.build_dynamic(X, spec, backend, self._n_threads())
+        with _progress(self, X.shape[0], "fit") as report:
+            dynamic = _core.build_dynamic(X, spec, backend, self._n_threads(), report)
         state = FittedState(dynamic, backend.name, _core.freeze(dynamic, backend))
         self.effective_metric_ = effective_metric
         self.effective_metric_params_ = effective_params
@@ -224,9 +244,15 @@ class KNeighborsMixin:
             )
         backend = self._backend()
         if not query_is_train:
-            dist, ind = _core.knn(state.tree, X, n_neighbors, backend, self._n_threads())
+            with _progress(self, n_queries, "kneighbors") as report:
+                dist, ind = _core.knn(
+                    state.tree, X, n_neighbors, backend, self._n_threads(), report or None
+                )
             return (dist, ind) if return_distance else ind
-        dist, ind = _core.knn_fitted(state.tree, n_neighbors, backend, self._n_threads())
+        with _progress(self, state.tree.n_nodes, "kneighbors") as report:
+            dist, ind = _core.knn_fitted(
+                state.tree, n_neighbors, backend, self._n_threads(), report or None
+            )
         # Drop the sample itself; if more duplicates than neighbours pushed it
         # out of the first n_neighbors + 1, drop the first one instead (the
         # scikit-learn rule). Rows are the live ids in ascending order.

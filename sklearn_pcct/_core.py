@@ -14,7 +14,7 @@ __all__ = [
 ]
 
 
-def build(X, metric, backend, n_threads=1):
+def build(X, metric, backend, n_threads=1, progress=None):
     """Build the cover tree of the rows of ``X``.
 
     Parameters
@@ -27,6 +27,9 @@ def build(X, metric, backend, n_threads=1):
         The backend that runs the kernels.
     n_threads : int, default=1
         Threads for the parallel steps.
+    progress : callable, default=None
+        Called with the number of rows inserted so far, between kernel calls
+        (see :mod:`sklearn_pcct._progress`).
 
     Returns
     -------
@@ -42,10 +45,10 @@ def build(X, metric, backend, n_threads=1):
     >>> tree.n_samples, tree.n_nodes
     (3, 3)
     """
-    return backend.build(X, metric, n_threads)
+    return backend.build(X, metric, n_threads, progress)
 
 
-def knn(tree, Q, k, backend, n_threads=1):
+def knn(tree, Q, k, backend, n_threads=1, progress=None):
     """Exact ``k`` nearest fitted samples of every row of ``Q``.
 
     Parameters
@@ -56,6 +59,9 @@ def knn(tree, Q, k, backend, n_threads=1):
         Number of neighbours, at most ``tree.n_samples``.
     backend : Backend
     n_threads : int, default=1
+    progress : callable, default=None
+        Called with the number of queries answered so far, between kernel calls
+        (see :mod:`sklearn_pcct._progress`).
 
     Returns
     -------
@@ -74,10 +80,10 @@ def knn(tree, Q, k, backend, n_threads=1):
     >>> knn(tree, np.array([[0.9]]), 2, be)
     (array([[0.1, 0.9]]), array([[1, 0]]))
     """
-    return backend.knn(tree, Q, k, n_threads)
+    return backend.knn(tree, Q, k, n_threads, progress)
 
 
-def knn_fitted(tree, k, backend, n_threads=1):
+def knn_fitted(tree, k, backend, n_threads=1, progress=None):
     """``k`` nearest samples of every fitted sample, the sample itself included.
 
     Parameters
@@ -86,6 +92,9 @@ def knn_fitted(tree, k, backend, n_threads=1):
     k : int
     backend : Backend
     n_threads : int, default=1
+    progress : callable, default=None
+        Called with the number of tree nodes (distinct points) answered so
+        far, out of ``tree.n_nodes``, between kernel calls.
 
     Returns
     -------
@@ -105,7 +114,7 @@ def knn_fitted(tree, k, backend, n_threads=1):
            [1, 0],
            [2, 1]])
     """
-    return backend.knn_fitted(tree, k, n_threads)
+    return backend.knn_fitted(tree, k, n_threads, progress)
 
 
 def radius(tree, Q, r, backend, n_threads=1):
@@ -171,7 +180,7 @@ def radius_fitted(tree, r, backend, n_threads=1):
     return backend.radius_fitted(tree, float(r), n_threads)
 
 
-def build_dynamic(X, metric, backend, n_threads=1):
+def build_dynamic(X, metric, backend, n_threads=1, progress=None):
     """Build the dynamic (updatable, persistent) tree of the rows of ``X``.
 
     Parameters
@@ -181,6 +190,9 @@ def build_dynamic(X, metric, backend, n_threads=1):
     metric : MetricSpec
     backend : Backend
     n_threads : int, default=1
+    progress : callable, default=None
+        Called with the number of rows inserted so far, between kernel calls
+        (see :mod:`sklearn_pcct._progress`).
 
     Returns
     -------
@@ -196,10 +208,10 @@ def build_dynamic(X, metric, backend, n_threads=1):
     >>> tree.n_live, tree.version
     (3, 0)
     """
-    return backend.build_dynamic(X, metric, n_threads)
+    return backend.build_dynamic(X, metric, n_threads, progress)
 
 
-def insert(tree, X, backend, n_threads=1):
+def insert(tree, X, backend, n_threads=1, progress=None):
     """A new version of ``tree`` with the rows of ``X`` added (``tree`` unchanged).
 
     Parameters
@@ -210,6 +222,9 @@ def insert(tree, X, backend, n_threads=1):
         ``tree.n_ids .. tree.n_ids + n_new - 1``.
     backend : Backend
     n_threads : int, default=1
+    progress : callable, default=None
+        Called with the number of rows inserted so far, between kernel calls
+        (see :mod:`sklearn_pcct._progress`).
 
     Returns
     -------
@@ -227,7 +242,7 @@ def insert(tree, X, backend, n_threads=1):
     >>> new.n_live, old.n_live, new.version
     (5, 3, 1)
     """
-    return backend.insert(tree, X, n_threads)
+    return backend.insert(tree, X, n_threads, progress)
 
 
 def remove(tree, ids, backend, n_threads=1):
@@ -285,7 +300,7 @@ def freeze(tree, backend):
     return backend.freeze(tree)
 
 
-def maximin(tree, X, first, backend):
+def maximin(tree, X, first, backend, progress=None):
     """Exact maximin (farthest-point) ordering of the samples of ``tree``.
 
     Parameters
@@ -296,6 +311,9 @@ def maximin(tree, X, first, backend):
     first : int
         The first sample.
     backend : Backend
+    progress : callable, default=None
+        Called with the number of points ordered so far, between kernel calls
+        (see :mod:`sklearn_pcct._progress`).
 
     Returns
     -------
@@ -317,10 +335,10 @@ def maximin(tree, X, first, backend):
     >>> maximin(build(X, MetricSpec("euclidean"), be), X, 0, be)
     (array([0, 3, 1, 2]), array([inf,  4.,  1.,  1.]))
     """
-    return backend.maximin(tree, X, first)
+    return backend.maximin(tree, X, first, progress)
 
 
-def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1):
+def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None):
     """The ``k`` nearest samples ranked before each query (Vecchia neighbours).
 
     Parameters
@@ -334,6 +352,9 @@ def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1):
     k : int
     backend : Backend
     n_threads : int, default=1
+    progress : callable, default=None
+        Called with the number of queries answered so far, between kernel calls
+        (see :mod:`sklearn_pcct._progress`).
 
     Returns
     -------
@@ -355,4 +376,4 @@ def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1):
            [-1, -1],
            [ 1, -1]])
     """
-    return backend.ordered_knn(tree, Q, qrank, rank, k, n_threads)
+    return backend.ordered_knn(tree, Q, qrank, rank, k, n_threads, progress)

@@ -86,19 +86,26 @@ def _peer_timings(X, k, n_jobs, out):
     return rows
 
 
-def _one(name, X, k, n_jobs, n_check, rng, out):
+def _one(name, X, k, n_jobs, n_check, rng, out, verbose=0):
     out(f"\n{name}: {X.shape[0]} points, {X.shape[1]} features, k = {k}")
-    est, tb = _timed(lambda: PCCTNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(X))
+    est, tb = _timed(
+        lambda: PCCTNeighbors(n_neighbors=k, n_jobs=n_jobs, verbose=verbose).fit(X)
+    )
     (dist, ind), tq = _timed(lambda: est.kneighbors())
     graph = est.kneighbors_graph(mode="distance")
     out(f"  {'sklearn-pcct':<16} build {tb:8.3f} s   kNN graph {tq:8.3f} s   total {tb + tq:8.3f} s"
         f"   ({est.tree_.n_nodes} nodes, graph nnz {graph.nnz})")
     ok = _check_rows(X, dist, ind, k, n_check, rng, out)
+    if verbose:
+        out("  timing the peers ...")
     _peer_timings(X, k, n_jobs, out)
     return ok
 
 
-def run_demo(n_samples=100_000, n_neighbors=15, n_jobs=-1, n_check=200, random_state=0, out=print):
+def run_demo(
+    n_samples=100_000, n_neighbors=15, n_jobs=-1, n_check=200, random_state=0, out=print,
+    verbose=0,
+):
     """Build exact kNN graphs of two datasets and compare them with the peers.
 
     Parameters
@@ -115,6 +122,9 @@ def run_demo(n_samples=100_000, n_neighbors=15, n_jobs=-1, n_check=200, random_s
         Seed of the data and of the checked rows.
     out : callable, default=print
         Where the report lines go.
+    verbose : int, default=0
+        ``> 0`` shows the progress of the fits and neighbour queries of
+        100,000 points or more (``2``: of every size) on standard error.
 
     Returns
     -------
@@ -132,8 +142,8 @@ def run_demo(n_samples=100_000, n_neighbors=15, n_jobs=-1, n_check=200, random_s
     _, t_jit = _timed(lambda: PCCTNeighbors(n_neighbors=2).fit(np.eye(3)).kneighbors())
     out(f"warm-up (Numba compile or cache load): {t_jit:.2f} s")
     ok = _one("spatial", spatial_dataset(n_samples, random_state), n_neighbors, n_jobs,
-              n_check, rng, out)
+              n_check, rng, out, verbose)
     digits = load_digits().data.astype(np.float64)
-    ok &= _one("digits", digits, n_neighbors, n_jobs, n_check, rng, out)
+    ok &= _one("digits", digits, n_neighbors, n_jobs, n_check, rng, out, verbose)
     out("\nall checked rows exact" if ok else "\nMISMATCH against brute force")
     return ok

@@ -51,7 +51,7 @@ def _padded(n_rows, capacity):
             np.full((n_rows, capacity), np.inf))
 
 
-def knn_graph(state, k, backend, n_threads=1, reserve=0):
+def knn_graph(state, k, backend, n_threads=1, reserve=0, progress=None):
     """The graph of the live samples of ``state`` from scratch.
 
     Parameters
@@ -63,6 +63,8 @@ def knn_graph(state, k, backend, n_threads=1, reserve=0):
     n_threads : int, default=1
     reserve : int, default=0
         Extra neighbours held per row, so that removals rarely need a query.
+    progress : callable, default=None
+        Called with the number of tree nodes searched so far.
 
     Returns
     -------
@@ -86,7 +88,7 @@ def knn_graph(state, k, backend, n_threads=1, reserve=0):
     """
     ind, dist = _padded(state.n_samples_fit, k + reserve)
     held = min(k + reserve, state.n_live)
-    d, i = _core.knn_fitted(state.tree, held, backend, n_threads)
+    d, i = _core.knn_fitted(state.tree, held, backend, n_threads, progress)
     ind[state.live_ids, :held] = i
     dist[state.live_ids, :held] = d
     return KNNGraph(*_readonly(ind, dist), k)

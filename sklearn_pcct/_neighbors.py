@@ -44,6 +44,11 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
     backend : {'auto', 'numba'}, default='auto'
         Which implementation runs the kernels; 'auto' picks 'numba' for
         NumPy input.
+    verbose : int, default=0
+        Progress reports on standard error (a progress bar in a terminal or
+        notebook, log lines otherwise): ``0`` is silent, ``1`` reports
+        ``fit`` and ``partial_fit`` of 100,000 points or more, ``2`` reports
+        them at every size.
 
     Attributes
     ----------
@@ -104,6 +109,7 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
         metric_params=None,
         n_jobs=None,
         backend="auto",
+        verbose=0,
     ):
         self.n_neighbors = n_neighbors
         self.radius = radius
@@ -112,3 +118,4 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
         self.metric_params = metric_params
         self.n_jobs = n_jobs
         self.backend = backend
+        self.verbose = verbose

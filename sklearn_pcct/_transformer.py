@@ -5,7 +5,7 @@ from scipy.sparse import csr_array
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from ._backends import resolve_backend
-from ._base import KNeighborsMixin, PCCTBase
+from ._base import KNeighborsMixin, PCCTBase, _progress
 from ._compat import StrOptions, _fit_context, align_sparse_api, check_is_fitted
 from ._graph import graph_after_insert, graph_after_remove, knn_graph
 from ._updates import UpdatesMixin
@@ -50,6 +50,11 @@ class PCCTTransformer(
         means all processors.
     backend : {'auto', 'numba'}, default='auto'
         Which implementation runs the kernels.
+    verbose : int, default=0
+        Progress reports on standard error (a progress bar in a terminal or
+        notebook, log lines otherwise): ``0`` is silent, ``1`` reports the
+        fit, ``partial_fit`` and neighbour-graph computations of 100,000
+        points or more, ``2`` reports them at every size.
 
     Attributes
     ----------
@@ -81,9 +86,17 @@ class PCCTTransformer(
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn_pcct import PCCTTransformer
     >>> X, _ = load_wine(return_X_y=True)
+    >>> X.shape
+    (178, 13)
+    >>> PCCTTransformer(n_neighbors=5, mode='distance').fit_transform(X).shape
+    (178, 178)
+
+    The graph feeds estimators with ``metric='precomputed'``; give the
+    transformer at least as many neighbours as the estimator uses:
+
     >>> estimator = make_pipeline(
     ...     PCCTTransformer(n_neighbors=10, mode='distance'),
-    ...     Isomap(n_components=3, metric='precomputed'))
+    ...     Isomap(n_neighbors=10, n_components=3, metric='precomputed'))
     >>> X_embedded = estimator.fit_transform(X)
     >>> X_embedded.shape
     (178, 3)
@@ -104,6 +117,7 @@ class PCCTTransformer(
         metric_params=None,
         n_jobs=None,
         backend="auto",
+        verbose=0,
     ):
         self.mode = mode
         self.n_neighbors = n_neighbors
@@ -112,6 +126,7 @@ class PCCTTransformer(
         self.metric_params = metric_params
         self.n_jobs = n_jobs
         self.backend = backend
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -128,6 +143,15 @@ class PCCTTransformer(
         -------
         self : PCCTTransformer
             The fitted k-nearest neighbors transformer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_pcct import PCCTTransformer
+        >>> X = np.random.default_rng(0).random((100, 3))
+        >>> transformer = PCCTTransformer(n_neighbors=3).fit(X)
+        >>> transformer.n_samples_fit_, transformer.n_features_in_
+        (100, 3)
         """
         return super().fit(X)
 
@@ -147,10 +171,11 @@ class PCCTTransformer(
             if k > state.n_live:
                 # the error transform(X_live) would raise
                 self._kneighbors(state, state.dynamic.points.data[state.live_ids], k, False)
-            graph = knn_graph(
-                state, k, resolve_backend(state.backend), self._n_threads(),
-                reserve=k // 4 + 1,
-            )
+            with _progress(self, state.tree.n_nodes, "graph_") as report:
+                graph = knn_graph(
+                    state, k, resolve_backend(state.backend), self._n_threads(),
+                    reserve=k // 4 + 1, progress=report or None,
+                )
             state.cache[key] = graph
         return graph
 
@@ -211,6 +236,16 @@ class PCCTTransformer(
             Only the neighbors have an explicit value.
             The diagonal is always explicit.
             The matrix is of CSR format.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_pcct import PCCTTransformer
+        >>> X = np.random.default_rng(0).random((100, 3))
+        >>> transformer = PCCTTransformer(n_neighbors=3, mode='distance').fit(X)
+        >>> Xt = transformer.transform(X[:4])
+        >>> Xt.shape, Xt.nnz  # n_neighbors + 1 entries per row in 'distance' mode
+        ((4, 100), 16)
         """
         check_is_fitted(self)
         add_one = self.mode == "distance"
@@ -237,5 +272,16 @@ class PCCTTransformer(
             Only the neighbors have an explicit value.
             The diagonal is always explicit.
             The matrix is of CSR format.
+
+        Examples
+        --------
+        >>> from sklearn_pcct import PCCTTransformer
+        >>> Xt = PCCTTransformer(n_neighbors=1).fit_transform([[0.0], [1.0], [3.0]])
+        >>> Xt.toarray()
+        array([[0., 1., 0.],
+               [1., 0., 0.],
+               [0., 2., 0.]])
+        >>> Xt.nnz  # each sample is its own first neighbour (explicit zero)
+        6
         """
         return self.fit(X).graph_

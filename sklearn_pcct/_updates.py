@@ -21,7 +21,7 @@ from sklearn.utils import check_array
 
 from . import _core
 from ._backends import resolve_backend
-from ._base import KNeighborsMixin, RadiusNeighborsMixin
+from ._base import KNeighborsMixin, RadiusNeighborsMixin, _progress
 from ._compat import check_is_fitted, validate_data
 from ._metric import embed
 from ._state import UPDATE_LOCK, FittedState
@@ -101,7 +101,8 @@ class UpdatesMixin:
             )
             X = embed(X, state.dynamic.metric)
             backend = resolve_backend(self.backend_)
-            dynamic = _core.insert(state.dynamic, X, backend, self._n_threads())
+            with _progress(self, X.shape[0], "partial_fit") as report:
+                dynamic = _core.insert(state.dynamic, X, backend, self._n_threads(), report)
             new_state = FittedState(dynamic, state.backend)
             self._after_update(state, new_state, inserted=X, removed=None)
             self._pcct_state_ = new_state
@@ -158,6 +159,8 @@ class UpdatesMixin:
         Returns
         -------
         snapshot : PCCTSnapshot
+            A view of the current version: it answers the neighbour queries
+            as the estimator answers them now.
 
         Examples
         --------
@@ -179,16 +182,42 @@ class PCCTSnapshot(KNeighborsMixin, RadiusNeighborsMixin):
     ``kneighbors_graph``, ``radius_neighbors`` and ``radius_neighbors_graph``
     exactly as the estimator did when the snapshot was taken.
 
+    Parameters
+    ----------
+    estimator : PCCTNeighbors or PCCTTransformer
+        A fitted estimator. The snapshot shares its current (immutable) tree
+        version, without copying it, and its query parameters.
+
     Attributes
     ----------
     n_neighbors, radius : int, float
         Defaults of the estimator at snapshot time (``radius`` is None for
         :class:`PCCTTransformer`).
+    n_jobs : int or None
+        Number of threads of the queries, as for the estimator.
     n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when the
+        estimator has it.
+    effective_metric_ : str or callable
+        The distance metric used.
+    effective_metric_params_ : dict
+        Additional keyword arguments for the metric.
     n_samples_fit_ : int
+        Number of sample ids issued up to this version.
     live_ids_ : ndarray of shape (n_live,)
+        Sorted ids of the samples not removed in this version.
     version_ : int
+        Number of updates since the fit, at snapshot time.
     tree_ : TreeVersion
+        The immutable cover tree of this version.
+    backend_ : str
+        The backend that built the tree.
+
+    See Also
+    --------
+    PCCTNeighbors.snapshot : Take a snapshot of a fitted estimator.
 
     Examples
     --------

@@ -21,13 +21,14 @@ from ._backends import resolve_backend
 from ._compat import InvalidParameterError, align_sparse_api
 from ._metric import check_features, embed, resolve_metric
 from ._neighbors import PCCTNeighbors
+from ._progress import progress
 
 __all__ = ["maximin_ordering", "vecchia_neighbors", "kneighbors_graph"]
 
 _DTYPES = [np.float64, np.float32]
 
 
-def _prepare(X, metric, p, metric_params, n_jobs):
+def _prepare(X, metric, p, metric_params, n_jobs, verbose=0, name=""):
     """Validate the data and metric and build the tree once."""
     spec, _, _ = resolve_metric(metric, p, metric_params)
     X = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
@@ -35,8 +36,19 @@ def _prepare(X, metric, p, metric_params, n_jobs):
     Xe = embed(X, spec)
     backend = resolve_backend("auto", Xe)
     n_threads = effective_n_jobs(n_jobs)
-    tree = _core.build(Xe, spec, backend, n_threads)
+    with _progress(verbose, X.shape[0], name, "cover tree") as report:
+        tree = _core.build(Xe, spec, backend, n_threads, report)
     return X, Xe, tree, backend, n_threads
+
+
+def _progress(verbose, total, name, step, unit="points"):
+    """Reports of one step of ``name``, at every size when ``verbose > 0``."""
+    return progress(verbose, total, f"{name}: {step}", unit=unit, min_total=0)
+
+
+def _maximin(tree, Xe, first, backend, verbose, name):
+    with _progress(verbose, Xe.shape[0], name, "maximin ordering") as report:
+        return _core.maximin(tree, Xe, first, backend, report or None)
 
 
 def _first_index(first, X, Xe, tree, backend, random_state):
@@ -60,7 +72,7 @@ def _first_index(first, X, Xe, tree, backend, random_state):
 
 def maximin_ordering(
     X, *, metric="euclidean", metric_params=None, first="center", random_state=None,
-    n_jobs=None,
+    n_jobs=None, verbose=0,
 ):
     """Exact maximin (farthest-point) ordering and its lengthscales.
 
@@ -88,6 +100,10 @@ def maximin_ordering(
         Used when ``first="random"``.
     n_jobs : int, default=None
         Threads for building the tree (the ordering itself is sequential).
+    verbose : int, default=0
+        ``> 0`` reports the progress of each step (building the tree, the
+        ordering) on standard error: a progress bar in a terminal or
+        notebook, log lines otherwise.
 
     Returns
     -------
@@ -100,7 +116,7 @@ def maximin_ordering(
 
     See Also
     --------
-    vecchia_neighbors : conditioning sets for an ordering.
+    vecchia_neighbors : Conditioning sets for an ordering.
 
     Examples
     --------
@@ -113,17 +129,18 @@ def maximin_ordering(
     >>> lengthscales
     array([inf,  2.,  2.,  1.,  1.])
     """
-    X, Xe, tree, backend, _ = _prepare(X, metric, 2, metric_params, n_jobs)
+    name = "maximin_ordering"
+    X, Xe, tree, backend, _ = _prepare(X, metric, 2, metric_params, n_jobs, verbose, name)
     first = _first_index(first, X, Xe, tree, backend, random_state)
-    return _core.maximin(tree, Xe, first, backend)
+    return _maximin(tree, Xe, first, backend, verbose, name)
 
 
-def _order_from(ordering, X, Xe, tree, backend, random_state):
+def _order_from(ordering, X, Xe, tree, backend, random_state, verbose=0, name=""):
     n = X.shape[0]
     if isinstance(ordering, str):
         if ordering == "maximin":
             first = _first_index("center", X, Xe, tree, backend, None)
-            return _core.maximin(tree, Xe, first, backend)[0]
+            return _maximin(tree, Xe, first, backend, verbose, name)[0]
         if ordering == "none":
             return np.arange(n)
         if ordering == "random":
@@ -170,7 +187,7 @@ def _check_n_neighbors(n_neighbors):
     return int(n_neighbors)
 
 
-def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors):
+def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors, verbose=0, name=""):
     """Rows of ``(dist, ind)`` in rank order, ``n_neighbors`` wide, padded."""
     n = X.shape[0]
     rank = np.empty(n, dtype=np.int64)
@@ -179,7 +196,10 @@ def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors):
     dist = np.full((n, n_neighbors), np.inf)
     ind = np.full((n, n_neighbors), -1, dtype=np.int64)
     if k > 0:
-        d, i = _core.ordered_knn(tree, Xe, rank, rank, k, backend, n_threads)
+        with _progress(verbose, n, name, "conditioning sets") as report:
+            d, i = _core.ordered_knn(
+                tree, Xe, rank, rank, k, backend, n_threads, report or None
+            )
         dist[:, :k] = d[order]
         ind[:, :k] = i[order]
     return dist, ind
@@ -187,7 +207,7 @@ def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors):
 
 def vecchia_neighbors(
     X, n_neighbors, *, ordering="maximin", metric="euclidean", metric_params=None,
-    n_jobs=None, random_state=None, return_distance=False,
+    n_jobs=None, random_state=None, return_distance=False, verbose=0,
 ):
     """Vecchia conditioning sets: each point's nearest earlier points.
 
@@ -219,6 +239,10 @@ def vecchia_neighbors(
         Used by ``ordering="random"``.
     return_distance : bool, default=False
         Also return the distances.
+    verbose : int, default=0
+        ``> 0`` reports the progress of each step (building the tree, the
+        ordering, the conditioning sets) on standard error: a progress bar
+        in a terminal or notebook, log lines otherwise.
 
     Returns
     -------
@@ -233,8 +257,8 @@ def vecchia_neighbors(
 
     See Also
     --------
-    maximin_ordering : the default ordering.
-    kneighbors_graph : the same sets as a sparse graph.
+    maximin_ordering : The default ordering.
+    kneighbors_graph : The same sets as a sparse graph.
 
     Notes
     -----
@@ -255,9 +279,14 @@ def vecchia_neighbors(
            [ 3,  2]])
     """
     n_neighbors = _check_n_neighbors(n_neighbors)
-    X, Xe, tree, backend, n_threads = _prepare(X, metric, 2, metric_params, n_jobs)
-    order = _order_from(ordering, X, Xe, tree, backend, random_state)
-    dist, ind = _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors)
+    name = "vecchia_neighbors"
+    X, Xe, tree, backend, n_threads = _prepare(
+        X, metric, 2, metric_params, n_jobs, verbose, name
+    )
+    order = _order_from(ordering, X, Xe, tree, backend, random_state, verbose, name)
+    dist, ind = _conditioning(
+        X, Xe, tree, backend, n_threads, order, n_neighbors, verbose, name
+    )
     if return_distance:
         return order, ind, dist
     return order, ind
@@ -265,7 +294,7 @@ def vecchia_neighbors(
 
 def kneighbors_graph(
     X, n_neighbors, *, mode="connectivity", ordering=None, metric="minkowski", p=2,
-    metric_params=None, include_self=False, n_jobs=None, random_state=None,
+    metric_params=None, include_self=False, n_jobs=None, random_state=None, verbose=0,
 ):
     """The k-neighbours graph, or the Vecchia conditioning graph of an ordering.
 
@@ -299,12 +328,22 @@ def kneighbors_graph(
         Threads.
     random_state : int, RandomState instance or None, default=None
         Used by ``ordering="random"``.
+    verbose : int, default=0
+        ``> 0`` reports the progress of each step (building the tree, the
+        ordering, the neighbour queries) on standard error: a progress bar
+        in a terminal or notebook, log lines otherwise.
 
     Returns
     -------
     A : sparse matrix of shape (n_samples, n_samples)
         CSR, float64; within each row the columns are sorted by
         (distance, index).
+
+    See Also
+    --------
+    vecchia_neighbors : The conditioning sets as arrays.
+    PCCTNeighbors.kneighbors_graph : The graph of a fitted estimator.
+    sklearn.neighbors.kneighbors_graph : The scikit-learn function.
 
     Examples
     --------
@@ -324,19 +363,24 @@ def kneighbors_graph(
     if ordering is None:
         est = PCCTNeighbors(
             n_neighbors=n_neighbors, metric=metric, p=p, metric_params=metric_params,
-            n_jobs=n_jobs,
+            n_jobs=n_jobs, verbose=2 if verbose else 0,
         ).fit(X)
         query = None
         if include_self:  # scikit-learn queries the fitted points themselves
             query = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
         return est.kneighbors_graph(query, n_neighbors, mode=mode)
     n_neighbors = _check_n_neighbors(n_neighbors)
-    X, Xe, tree, backend, n_threads = _prepare(X, metric, p, metric_params, n_jobs)
+    name = "kneighbors_graph"
+    X, Xe, tree, backend, n_threads = _prepare(
+        X, metric, p, metric_params, n_jobs, verbose, name
+    )
     n = X.shape[0]
-    order = _order_from(ordering, X, Xe, tree, backend, random_state)
+    order = _order_from(ordering, X, Xe, tree, backend, random_state, verbose, name)
     n_prev = n_neighbors - 1 if include_self else n_neighbors
     if n_prev > 0:
-        dist, ind = _conditioning(X, Xe, tree, backend, n_threads, order, n_prev)
+        dist, ind = _conditioning(
+            X, Xe, tree, backend, n_threads, order, n_prev, verbose, name
+        )
     else:
         dist, ind = np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64)
     # rows of the graph are original indices: row order[r] holds rank r's set

@@ -33,19 +33,21 @@ class Backend(Protocol):
     """Operations over :class:`~sklearn_pcct._tree.TreeVersion` objects.
 
     ``n_threads`` is always an explicit positive integer; backends never read
-    configuration of their own.
+    configuration of their own. ``progress``, where accepted, is ``None`` or
+    a callable that the backend calls with the number of units (rows,
+    queries, selections) done so far, between kernel calls.
     """
 
     name: str
     capabilities: Capabilities
 
-    def build(self, X, metric, n_threads):
+    def build(self, X, metric, n_threads, progress=None):
         """Build a tree over the rows of ``X`` (sample ids ``0..n-1``)."""
 
-    def build_dynamic(self, X, metric, n_threads):
+    def build_dynamic(self, X, metric, n_threads, progress=None):
         """The updatable :class:`~sklearn_pcct._dynamic.DynamicTree` of ``X``."""
 
-    def insert(self, tree, X, n_threads):
+    def insert(self, tree, X, n_threads, progress=None):
         """A new DynamicTree version with the rows of ``X`` added (next ids)."""
 
     def remove(self, tree, ids, n_threads):
@@ -57,10 +59,10 @@ class Backend(Protocol):
     def reverse_knn(self, tree, Q, tau, n_threads):
         """``(q, x, dist)`` for every pair with ``d(Q[q], x) < tau[x]``."""
 
-    def knn(self, tree, Q, k, n_threads):
+    def knn(self, tree, Q, k, n_threads, progress=None):
         """``(dist, ind)`` of shape ``(n_queries, k)``, sorted by (dist, ind)."""
 
-    def knn_fitted(self, tree, k, n_threads):
+    def knn_fitted(self, tree, k, n_threads, progress=None):
         """Same as :meth:`knn` with the fitted samples as queries (self included)."""
 
     def radius(self, tree, Q, r, n_threads):
@@ -69,8 +71,8 @@ class Backend(Protocol):
     def radius_fitted(self, tree, r, n_threads):
         """Same as :meth:`radius` with the fitted samples as queries."""
 
-    def maximin(self, tree, X, first):
+    def maximin(self, tree, X, first, progress=None):
         """``(order, lengthscales)``: exact maximin ordering of the samples ``X``."""
 
-    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads):
+    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None):
         """:meth:`knn` restricted to samples ``s`` with ``rank[s] < qrank[i]``."""

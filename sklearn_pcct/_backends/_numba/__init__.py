@@ -186,6 +186,16 @@ def _leaf_size(n_features):
     return 4
 
 
+def _no_progress(done):
+    pass
+
+
+def _pieces(start, stop, n_pieces=50):
+    """About ``n_pieces`` consecutive ranges covering ``[start, stop)`` (progress steps)."""
+    bounds = np.unique(np.linspace(start, stop, n_pieces + 1).astype(np.int64))
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+
+
 def _chunks(n, n_threads):
     """Block boundaries for ``n`` queries: many small blocks balance the load."""
     n_blocks = max(1, min(n, n_threads * 64, max(1, n // 16)))
@@ -203,20 +213,20 @@ class NumbaBackend:
     )
 
     # -- construction and updates ------------------------------------------
-    def build(self, X, metric, n_threads):
+    def build(self, X, metric, n_threads, progress=None):
         """The read-optimised tree of the rows of ``X`` (see :meth:`build_dynamic`)."""
-        return self.freeze(self.build_dynamic(X, metric, n_threads))
+        return self.freeze(self.build_dynamic(X, metric, n_threads, progress))
 
-    def build_dynamic(self, X, metric, n_threads):
+    def build_dynamic(self, X, metric, n_threads, progress=None):
         """Build the dynamic tree of ``X``: a batch insertion into an empty tree."""
         if metric.name == "callable":
             X = np.asarray(X, dtype=np.float64)
         X = np.ascontiguousarray(X)
         n = X.shape[0]
         tree = DynamicTree.empty(X.shape[1], X.dtype, metric, capacity=max(n, 16))
-        return self.insert(tree, X, n_threads)
+        return self.insert(tree, X, n_threads, progress)
 
-    def insert(self, tree, X, n_threads):
+    def insert(self, tree, X, n_threads, progress=None):
         """A new version of ``tree`` with the rows of ``X`` inserted.
 
         The rows get the next sample ids ``tree.n_ids, tree.n_ids + 1, ...``;
@@ -224,7 +234,8 @@ class NumbaBackend:
         is inserted in a seeded random order by rounds of prefix doubling,
         each located and checked for conflicts in parallel
         (:mod:`._kernels_batch`); the result does not depend on the number
-        of threads.
+        of threads. ``progress``, if given, is called with the number of rows
+        inserted so far after every round.
         """
         m = X.shape[0]
         if m == 0:
@@ -248,14 +259,14 @@ class NumbaBackend:
         order = ids[np.random.default_rng(first).permutation(m)]
         n_nodes, root = self._insert_rounds(
             _readonly(store.data), order, tree, cm, dm, top, dtop, base, dbase,
-            cap_nodes, n_threads,
+            cap_nodes, n_threads, progress,
         )
         node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
         return self._version(tree, cm, dm, n_nodes, first + m, root,
                              tree.n_live + m, top, dtop, base=(base, dbase))
 
     def _insert_rounds(self, P, order, tree, cm, dm, top, dtop, base, dbase,
-                       cap_nodes, n_threads):
+                       cap_nodes, n_threads, progress=None):
         """Prefix-doubling rounds of :mod:`._kernels_batch` (sequential when tiny)."""
         ints, floats = tree.node_pool.ints, tree.node_pool.floats
         dints = tree.id_pool.ints
@@ -268,6 +279,7 @@ class NumbaBackend:
         n_free = 0
         pending = np.zeros(0, dtype=np.int64)
         pos, stamp, size = 0, 0, tree.n_live
+        report = progress if progress is not None else _no_progress
         with _threads(n_threads) as nt:
             while pos < m or pending.size:
                 want = min(max(_ROUND_MIN, size), _ROUND_MAX)
@@ -281,6 +293,7 @@ class NumbaBackend:
                     )
                     size += rnd.size
                     pending = pending[:0]
+                    report(size - tree.n_live)
                     continue
                 stamp += 1
                 n_blocks = max(1, min(rnd.size, nt * 64))
@@ -305,6 +318,7 @@ class NumbaBackend:
                     dints, dm, dtop, dbase, free, n_free,
                 )
                 size += rnd.size - pending.size
+                report(size - tree.n_live)
         return n_nodes, root
 
     def remove(self, tree, ids, n_threads):
@@ -414,27 +428,44 @@ class NumbaBackend:
         dtype = np.float64 if tree.metric.name in ("callable", "correlation") else None
         return _readonly(np.ascontiguousarray(Q, dtype=dtype))
 
-    def knn(self, tree, Q, k, n_threads):
-        """Exact k nearest samples of every row of ``Q``."""
-        return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK)
+    def knn(self, tree, Q, k, n_threads, progress=None):
+        """Exact k nearest samples of every row of ``Q``.
 
-    def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank):
+        ``progress``, if given, is called with the number of queries answered
+        so far (the queries then run in a few dozen batches).
+        """
+        return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK, progress)
+
+    def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank, progress=None):
         Q = self._queries(tree, Q)
         code, p, w, user = _metric_args(tree.metric)
+        args = self._tree_args(tree) + (
+            tree.dup_ptr, tree.dup_idx, int(k), _leaf_size(tree.n_features), code, p, w, user,
+        )
+        ranked = qrank.shape[0] > 0
         with _threads(n_threads) as nt:
-            dist, ind, _ = kq.knn(
-                Q, _chunks(Q.shape[0], nt), *self._tree_args(tree), tree.dup_ptr,
-                tree.dup_idx, int(k), _leaf_size(tree.n_features), code, p, w, user,
-                qrank, rank, min_rank,
-            )
+            if progress is None:
+                dist, ind, _ = kq.knn(
+                    Q, _chunks(Q.shape[0], nt), *args, qrank, rank, min_rank
+                )
+                return dist, ind
+            dist = np.empty((Q.shape[0], k))
+            ind = np.empty((Q.shape[0], k), dtype=np.int64)
+            for a, b in _pieces(0, Q.shape[0]):
+                dist[a:b], ind[a:b], _ = kq.knn(
+                    Q[a:b], _chunks(b - a, nt), *args, qrank[a:b] if ranked else qrank,
+                    rank, min_rank,
+                )
+                progress(b)
         return dist, ind
 
-    def knn_fitted(self, tree, k, n_threads):
+    def knn_fitted(self, tree, k, n_threads, progress=None):
         """Exact k nearest samples of every live sample (itself included).
 
-        Rows follow the live sample ids in ascending order.
+        Rows follow the live sample ids in ascending order. ``progress`` counts
+        the tree's nodes (each distinct point is searched once).
         """
-        dist_n, ind_n = self.knn(tree, tree.points, k, n_threads)
+        dist_n, ind_n = self.knn(tree, tree.points, k, n_threads, progress)
         return self._per_sample(tree, dist_n), self._per_sample(tree, ind_n)
 
     @staticmethod
@@ -488,20 +519,29 @@ class NumbaBackend:
         return indptr, ind_n[src], dist_n[src]
 
     # -- maximin orderings and ordered (Vecchia) queries ----------------------
-    def maximin(self, tree, X, first):
+    def maximin(self, tree, X, first, progress=None):
         """Exact maximin ordering of the samples of ``tree`` (rows of ``X``).
 
         ``X[s]`` must be the point of sample ``s`` and every row a live sample.
-        Returns ``(order, lengthscales)``.
+        Returns ``(order, lengthscales)``. ``progress``, if given, is called
+        with the number of points ordered so far between kernel calls.
         """
         X = self._queries(tree, X)
         code, p, w, user = _metric_args(tree.metric)
-        return kv.maximin(
-            X, int(first), tree.points, tree.node_sample, tree.parent_dist, tree.radius,
+        args = (
+            X, tree.points, tree.node_sample, tree.parent_dist, tree.radius,
             tree.child_start, tree.child_stop, tree.dup_ptr, tree.dup_idx, code, p, w, user,
         )
+        if progress is None:
+            return kv.maximin(X, int(first), *args[1:])
+        n = X.shape[0]
+        state = kv.maximin_start(X, int(first), tree.points.shape[0], code, p, w, user)
+        for t0, t1 in _pieces(1, n):
+            kv.maximin_steps(t0, t1, *state, *args)
+            progress(t1)
+        return state[0], state[1]
 
-    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads):
+    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None):
         """``k`` nearest samples of rank ``< qrank[i]`` to every row ``Q[i]``.
 
         ``rank`` has one entry per sample id. Returns ``(dist, ind)`` padded
@@ -515,7 +555,7 @@ class NumbaBackend:
             rank, tree.node_sample, tree.dup_ptr, tree.dup_idx, tree.child_start,
             tree.child_stop,
         )
-        return self._knn(tree, Q, k, n_threads, qrank, rank, min_rank)
+        return self._knn(tree, Q, k, n_threads, qrank, rank, min_rank, progress)
 
     def reverse_knn(self, tree, Q, tau, n_threads):
         """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the samples ``x`` of ``tree``.

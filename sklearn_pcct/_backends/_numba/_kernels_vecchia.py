@@ -24,7 +24,7 @@ from ._heaps import grow
 from ._kernels_query import PRUNE_SLACK
 from ._metrics import distance
 
-__all__ = ["maximin", "subtree_min_rank"]
+__all__ = ["maximin", "maximin_start", "maximin_steps", "subtree_min_rank"]
 
 
 @njit(cache=True, inline="always")
@@ -55,19 +55,16 @@ def _sift_down(heap, pos, key, j, size):
 
 
 @njit(cache=True)
-def maximin(
-    X, first, points, node_sample, parent_dist, radius, child_start, child_stop,
-    dup_ptr, dup_idx, code, p, w, user,
-):
-    """Exact maximin ordering of the samples (rows of ``X``) of a tree.
+def maximin_start(X, first, n_nodes, code, p, w, user):
+    """The state of a maximin ordering after its first selection.
 
-    ``X[s]`` is the (embedded) point of sample ``s``; every sample belongs
-    to a node. Returns ``(order, lengthscales)`` with ``lengthscales[0] =
-    inf`` and ``lengthscales[t]`` the distance of ``order[t]`` to
-    ``order[:t]``.
+    Returns ``(order, ell, selected, key, heap, pos, mk)``: the ordering and
+    lengthscales so far, the selection flags, every sample's distance to the
+    selected set (``-1`` once selected), the max-heap of unselected samples
+    with its position map, and the per-node subtree key bounds.
+    :func:`maximin_steps` continues from it.
     """
     n = X.shape[0]
-    n_nodes = points.shape[0]
     order = np.empty(n, dtype=np.int64)
     ell = np.empty(n, dtype=np.float64)
     selected = np.zeros(n, dtype=np.bool_)
@@ -81,7 +78,7 @@ def maximin(
     key[first] = -1.0
     # heap of the other samples (heapify bottom-up)
     size = n - 1
-    heap = np.empty(size, dtype=np.int64)
+    heap = np.empty(max(size, 1), dtype=np.int64)
     pos = np.full(n, -1, dtype=np.int64)
     j = 0
     for s in range(n):
@@ -92,11 +89,27 @@ def maximin(
     for j in range(size // 2 - 1, -1, -1):
         _sift_down(heap, pos, key, j, size)
     mk = np.full(n_nodes, np.inf)
+    return order, ell, selected, key, heap, pos, mk
+
+
+@njit(cache=True)
+def maximin_steps(
+    t_start, t_stop, order, ell, selected, key, heap, pos, mk,
+    X, points, node_sample, parent_dist, radius, child_start, child_stop,
+    dup_ptr, dup_idx, code, p, w, user,
+):
+    """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
+
+    The state comes from :func:`maximin_start` (or an earlier call, with
+    ``t_start`` its ``t_stop``); ``1 <= t_start <= t_stop <= n``.
+    """
+    n = X.shape[0]
+    size = n - t_start  # unselected samples: the heap's size
     cap = 64
     s_node = np.empty(cap, dtype=np.int64)
     s_d = np.empty(cap, dtype=np.float64)
     visited = np.empty(cap, dtype=np.int64)
-    for t in range(1, n):
+    for t in range(t_start, t_stop):
         i = heap[0]
         li = key[i]
         order[t] = i
@@ -154,6 +167,28 @@ def maximin(
                 if mk[c] > m:
                     m = mk[c]
             mk[v] = m
+
+
+@njit(cache=True)
+def maximin(
+    X, first, points, node_sample, parent_dist, radius, child_start, child_stop,
+    dup_ptr, dup_idx, code, p, w, user,
+):
+    """Exact maximin ordering of the samples (rows of ``X``) of a tree.
+
+    ``X[s]`` is the (embedded) point of sample ``s``; every sample belongs
+    to a node. Returns ``(order, lengthscales)`` with ``lengthscales[0] =
+    inf`` and ``lengthscales[t]`` the distance of ``order[t]`` to
+    ``order[:t]``. The same as :func:`maximin_start` followed by
+    :func:`maximin_steps` over all selections.
+    """
+    order, ell, selected, key, heap, pos, mk = maximin_start(
+        X, first, points.shape[0], code, p, w, user
+    )
+    maximin_steps(
+        1, X.shape[0], order, ell, selected, key, heap, pos, mk, X, points, node_sample,
+        parent_dist, radius, child_start, child_stop, dup_ptr, dup_idx, code, p, w, user,
+    )
     return order, ell
 
 
