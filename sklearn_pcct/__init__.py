@@ -2,6 +2,7 @@
 
 from ._correlation import KernelCorrelationDistance, ResidualCorrelationDistance
 from ._neighbors import PCCTNeighbors
+from ._show_versions import show_versions
 from ._transformer import PCCTTransformer
 from ._updates import PCCTSnapshot
 from ._vecchia import kneighbors_graph, maximin_ordering, vecchia_neighbors
@@ -16,5 +17,6 @@ __all__ = [
     "__version__",
     "kneighbors_graph",
     "maximin_ordering",
+    "show_versions",
     "vecchia_neighbors",
 ]
