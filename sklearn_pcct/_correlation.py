@@ -227,13 +227,30 @@ class _CorrelationBase:
     def __call__(self, a, b):
         """Distance between two points given as 1-D arrays of coordinates.
 
+        The interface of a callable metric, e.g. for
+        :func:`sklearn.metrics.pairwise_distances`; the cover trees of this
+        package evaluate the same distance on embedded rows instead.
+
         Parameters
         ----------
         a, b : array-like of shape (n_features,)
+            The two points.
 
         Returns
         -------
         distance : float
+            Their distance, in ``[0, 1]`` (in ``[0, sqrt(2)]`` for a
+            :class:`ResidualCorrelationDistance` with ``absolute=False``).
+
+        Examples
+        --------
+        >>> from sklearn.gaussian_process.kernels import RBF
+        >>> from sklearn_pcct import KernelCorrelationDistance
+        >>> metric = KernelCorrelationDistance(RBF(length_scale=1.0))
+        >>> round(metric([0.0, 0.0], [1.0, 0.0]), 4)  # sqrt(1 - exp(-1/2))
+        0.6273
+        >>> metric([0.0, 0.0], [0.0, 0.0])
+        0.0
         """
         X = _check_2d(np.vstack([np.ravel(a), np.ravel(b)]))
         E = self._embed(X)
@@ -242,15 +259,34 @@ class _CorrelationBase:
     def pairwise(self, X, Y=None):
         """Dense distance matrix between the rows of ``X`` and ``Y``.
 
+        Computed in NumPy with the formulas of the Numba kernels, in
+        ``O(n_samples_X * n_samples_Y)`` memory: a reference for small data.
+
         Parameters
         ----------
         X : array-like of shape (n_samples_X, n_features)
+            The first points.
         Y : array-like of shape (n_samples_Y, n_features), default=None
-            ``X`` when None.
+            The second points; ``X`` when None.
 
         Returns
         -------
         D : ndarray of shape (n_samples_X, n_samples_Y)
+            ``D[i, j]`` is the distance between ``X[i]`` and ``Y[j]``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.gaussian_process.kernels import RBF
+        >>> from sklearn_pcct import KernelCorrelationDistance
+        >>> metric = KernelCorrelationDistance(RBF(length_scale=1.0))
+        >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+        >>> metric.pairwise(X).round(4)
+        array([[0.    , 0.6273, 0.9299],
+               [0.6273, 0.    , 0.9581],
+               [0.9299, 0.9581, 0.    ]])
+        >>> metric.pairwise(X, X[:2]).shape
+        (3, 2)
         """
         EX = self._embed(_check_2d(X))
         EY = EX if Y is None else self._embed(_check_2d(Y, "Y"))
@@ -278,7 +314,7 @@ class KernelCorrelationDistance(_CorrelationBase):
 
     See Also
     --------
-    ResidualCorrelationDistance : the same on the residual of a predictive process.
+    ResidualCorrelationDistance : The same on the residual of a predictive process.
 
     Notes
     -----
@@ -341,6 +377,11 @@ class ResidualCorrelationDistance(_CorrelationBase):
     absolute : bool, default=True
         Use ``|r|`` (distances in ``[0, 1]``); False uses the signed
         correlation (distances in ``[0, sqrt(2)]``).
+
+    See Also
+    --------
+    KernelCorrelationDistance : The correlation distance of the kernel itself.
+    vecchia_neighbors : Conditioning sets, e.g. in this distance.
 
     Notes
     -----
