@@ -23,8 +23,6 @@ from sklearn_pcct import (
 )
 from sklearn_pcct._progress import progress
 
-pytestmark = pytest.mark.kernels
-
 
 @pytest.fixture
 def X():
@@ -156,6 +154,7 @@ def test_reporting_estimators_match_brute_force(X, capsys):
     assert "PCCTNeighbors.kneighbors: done in" in err
 
 
+@pytest.mark.kernels
 def test_maximin_pieces_match_one_call(X):
     # the reporting path runs the ordering in pieces from a saved state
     calls = []
