@@ -18,6 +18,14 @@ def main(argv=None):
     -------
     status : int
         0 when every checked row was exact.
+
+    Examples
+    --------
+    >>> from sklearn_pcct.__main__ import main
+    >>> main(["demo", "--n-samples", "300", "--n-check", "10"])  # doctest: +ELLIPSIS
+    warm-up (Numba compile or cache load): ...
+    all checked rows exact
+    0
     """
     parser = argparse.ArgumentParser(prog="python -m sklearn_pcct")
     sub = parser.add_subparsers(dest="command", required=True)

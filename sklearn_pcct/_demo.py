@@ -28,6 +28,7 @@ def spatial_dataset(n_samples=100_000, random_state=0):
     Returns
     -------
     X : ndarray of shape (n_samples, 2)
+        The points, float64, in a random order.
 
     Examples
     --------
