@@ -7,11 +7,17 @@ that cannot be downloaded is reported, but does not fail a ``-W`` build.
 
 import logging
 import os
+import sys
 from datetime import date
+from pathlib import Path
 
 from sphinx.util import logging as sphinx_logging
 
 import sklearn_pcct
+
+# Local extensions: doc/_ext/pcct_results.py renders the benchmark tables of
+# benchmarks/RESULTS.md; doc/_ext/pcct_results_plots.py draws their figures.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 # -- Project -----------------------------------------------------------------
 
@@ -30,10 +36,12 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "matplotlib.sphinxext.plot_directive",
+    "pcct_results",
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 root_doc = "index"
 default_role = "literal"
 pygments_style = "sphinx"
@@ -103,6 +111,14 @@ sphinx_gallery_conf = {
 # Examples draw with the non-interactive backend.
 os.environ.setdefault("MPLBACKEND", "agg")
 
+# -- matplotlib plot directive (the figures of user_guide/performance.rst) -----
+
+plot_include_source = False
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+plot_rcparams = {"savefig.bbox": "tight"}
+
 # -- HTML ----------------------------------------------------------------------
 
 try:
@@ -116,10 +132,11 @@ else:
         "show_toc_level": 2,
         "secondary_sidebar_items": ["page-toc"],
     }
-    html_sidebars = {"quick_start": [], "whats_new": []}
+    html_sidebars = {"getting_started": [], "whats_new": []}
 
 html_title = f"{project} {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["pcct.css"]
 html_show_sourcelink = False
 
 
