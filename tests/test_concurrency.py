@@ -312,3 +312,54 @@ def test_concurrent_first_partial_fit_calls_both_land():
     assert est.n_samples_fit_ == 17
     np.testing.assert_array_equal(est.live_ids_, np.arange(17))
     assert np.all(est.kneighbors(np.vstack([A, B]), n_neighbors=1)[0] == 0)
+
+
+_WORKQUEUE_SCRIPT = """
+import threading
+import numba
+import numpy as np
+from sklearn_pcct import PCCTNeighbors
+
+X = np.random.default_rng(0).random((4000, 3))
+Q = np.random.default_rng(1).random((2000, 3))
+est = PCCTNeighbors(n_neighbors=5, n_jobs=2)
+results, errors = {}, []
+
+def work(i):
+    try:
+        for _ in range(5):
+            local = PCCTNeighbors(n_neighbors=5, n_jobs=2).fit(X[i::2])
+            local.partial_fit(Q[:100])
+            results[i] = local.kneighbors(Q)
+    except BaseException as exc:
+        errors.append(exc)
+
+threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert not errors, errors
+assert numba.threading_layer() == "workqueue", numba.threading_layer()
+D = np.linalg.norm(Q[:, None] - X[None, 0::2], axis=2)
+D = np.hstack([D, np.linalg.norm(Q[:, None] - Q[None, :100], axis=2)])
+ref = np.sort(D, axis=1)[:, :5]
+np.testing.assert_allclose(results[0][0], ref, rtol=1e-12)
+print("ok")
+"""
+
+
+def test_workqueue_layer_calls_take_turns():
+    # Numba's workqueue layer aborts the process when two threads enter a
+    # parallel region at once; the backend serialises calls under it.
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKQUEUE_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "ok"

@@ -6,6 +6,7 @@ set (and restored in ``finally``) around each parallel call.
 
 import ctypes
 import functools
+import threading
 from contextlib import contextmanager
 
 import numba
@@ -109,6 +110,19 @@ def _libgomp():
         return None
 
 
+# Numba's "workqueue" threading layer is not thread-safe: two Python threads
+# entering parallel kernels at once abort the process. Calls are serialised
+# under it (and while no layer has started yet, since the first call picks it).
+_WORKQUEUE_LOCK = threading.RLock()
+
+
+def _needs_serialising():
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel kernel has run yet
+        return True
+
+
 @contextmanager
 def _threads(n_threads):
     """Run Numba's parallel kernels on ``n_threads`` threads, then restore.
@@ -116,8 +130,20 @@ def _threads(n_threads):
     Also restores OpenMP's ``max-active-levels``: Numba's OpenMP threading
     layer enables nested parallelism for the whole process when it starts,
     which makes other OpenMP libraries in the process (GPBoost, for one)
-    oversubscribe the cores by orders of magnitude.
+    oversubscribe the cores by orders of magnitude. Under the workqueue
+    layer, which cannot run two parallel regions at once, calls from
+    different Python threads take turns.
     """
+    if _needs_serialising():
+        with _WORKQUEUE_LOCK, _threads_set(n_threads) as n:
+            yield n
+    else:
+        with _threads_set(n_threads) as n:
+            yield n
+
+
+@contextmanager
+def _threads_set(n_threads):
     # read before any Numba threading call: the first one starts the pool
     gomp = _libgomp()
     old_levels = gomp.omp_get_max_active_levels() if gomp is not None else None
