@@ -47,8 +47,8 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
     verbose : int, default=0
         Progress reports on standard error (a progress bar in a terminal or
         notebook, log lines otherwise): ``0`` is silent, ``1`` reports
-        ``fit`` and ``partial_fit`` of 100,000 points or more, ``2`` reports
-        them at every size.
+        ``fit``, ``partial_fit`` and ``kneighbors`` of 100,000 points or
+        more, ``2`` reports them at every size.
 
     Attributes
     ----------

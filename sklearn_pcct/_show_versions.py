@@ -56,8 +56,21 @@ def _numba_info():
     info["threading layer requested"] = str(numba.config.THREADING_LAYER)
     info["threads"] = str(numba.get_num_threads())
     info["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
-    info["JIT cache directory"] = numba.config.CACHE_DIR or "next to the package (__pycache__)"
+    info["JIT cache directory"] = _jit_cache_dir()
     return info
+
+
+def _jit_cache_dir():
+    """Where Numba caches the kernels (it falls back to a user directory when
+    the package's own ``__pycache__`` is not writable)."""
+    import numba
+
+    try:
+        from ._backends._numba import _kernels_query
+
+        return str(_kernels_query.knn._cache._cache_path)
+    except Exception as exc:  # a private Numba attribute: report, never fail
+        return f"unknown ({type(exc).__name__}); NUMBA_CACHE_DIR={numba.config.CACHE_DIR!r}"
 
 
 def _jax_info():

@@ -52,9 +52,10 @@ class PCCTTransformer(
         Which implementation runs the kernels.
     verbose : int, default=0
         Progress reports on standard error (a progress bar in a terminal or
-        notebook, log lines otherwise): ``0`` is silent, ``1`` reports the
-        fit, ``partial_fit`` and neighbour-graph computations of 100,000
-        points or more, ``2`` reports them at every size.
+        notebook, log lines otherwise): ``0`` is silent, ``1`` reports
+        ``fit``, ``partial_fit``, ``kneighbors`` and the neighbour graph of
+        ``fit_transform`` / ``graph_`` for 100,000 points or more, ``2``
+        reports them at every size.
 
     Attributes
     ----------

@@ -47,3 +47,12 @@ def test_import_does_not_load_gpu_libraries():
         "assert not {'jax', 'cupy'} & set(sys.modules), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_jit_cache_directory_holds_the_kernels():
+    import os
+
+    path = _versions_info()["Numba"]["JIT cache directory"]
+    assert os.path.isdir(path)
+    assert any(name.startswith("_kernels_query.knn") and name.endswith(".nbi")
+               for name in os.listdir(path))
