@@ -211,9 +211,10 @@ for data in datasets:
 #   dimensions a k-d tree's buckets of points and cheap splits do far less
 #   work per point than a cover tree's per-node bookkeeping. The full-size
 #   benchmark (``benchmarks/RESULTS.md``, n = 100 000, k = 16) measured
-#   ``cKDTree`` and pykdtree about 9 times faster than ``PCCTNeighbors``
-#   for build + graph; and on uniform 8-D data (n = 100 000) ``cKDTree``
-#   was about 7.7 times faster. For a few Euclidean features, use a k-d tree.
+#   pykdtree about 14 times and ``cKDTree`` about 12 times faster than
+#   ``PCCTNeighbors`` for build + graph; and on uniform 8-D data
+#   (n = 100 000, an older measurement) ``cKDTree`` was about 7.7 times
+#   faster. For a few Euclidean features, use a k-d tree.
 # * **Manifold 64-D**: 64 features blunt the k-d trees' axis-aligned
 #   splits, while the cover tree adapts to the 3 intrinsic dimensions. At
 #   the small sizes of this example that does not pay off yet: the methods
@@ -222,9 +223,10 @@ for data in datasets:
 #   ahead. Their costs grow faster with ``n`` than ours — brute force as
 #   ``n^2`` — so the ratios tend to rise with ``n``; single runs on a busy
 #   machine are noisy, though. At n = 50 000 (k = 16) the full-size
-#   benchmark measured ``PCCTNeighbors`` about 2.2 times faster than the
-#   fastest exact peer for build + graph, and 2 000 fresh queries 3.6 times
-#   faster than ``cKDTree``.
+#   benchmark measured ``PCCTNeighbors`` about 2 times faster than the
+#   fastest exact peer for build + graph (1.98x in the latest run, 2.2x in
+#   the one before), and 2 000 fresh queries about 3 times faster than
+#   ``cKDTree`` and scikit-learn's k-d tree.
 #
 # Timings depend on the machine, its load and the number of threads. On a
 # busy machine the cover tree's multi-threaded build loses more than the
