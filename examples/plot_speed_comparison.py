@@ -213,8 +213,7 @@ for data in datasets:
 #   benchmark (``benchmarks/RESULTS.md``, n = 100 000, k = 16) measured
 #   pykdtree about 14 times and ``cKDTree`` about 12 times faster than
 #   ``PCCTNeighbors`` for build + graph; and on uniform 8-D data
-#   (n = 100 000, an older measurement) ``cKDTree`` was about 7.7 times
-#   faster. For a few Euclidean features, use a k-d tree.
+#   (n = 100 000) ``cKDTree`` was about 7.5 times faster. For a few Euclidean features, use a k-d tree.
 # * **Manifold 64-D**: 64 features blunt the k-d trees' axis-aligned
 #   splits, while the cover tree adapts to the 3 intrinsic dimensions. At
 #   the small sizes of this example that does not pay off yet: the methods
