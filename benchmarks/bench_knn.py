@@ -645,6 +645,28 @@ def loadavg():
         return tuple(round(x, 2) for x in os.getloadavg())
     return None
 
+def print_machine(info, n_jobs):
+    """The machine, thread and version lines that head every benchmark's report."""
+    print(f"- machine: {info['cpu']}, {info['cores']} cores", end="")
+    if "cores_usable" in info:
+        print(f" ({info['cores_usable']} usable)", end="")
+    print(f", {info.get('memory_gib', '?')} GiB, {info['platform']}, Python {info['python']}")
+    print(f"- threads: n_jobs {n_jobs}, Numba {info.get('numba_threads', '?')}, ", end="")
+    print(f"pools {info.get('thread_pools', '?')}, env {info['env'] or '{}'}")
+    print("- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+
+
+def finish(info, failed, emit):
+    """Print the closing load average and any failed exactness check; the exit status."""
+    end = loadavg()
+    print(f"\nload average at start {info['load_average_start']}, at end {end}")
+    emit({"type": "end", "load_average_end": end, "failed_checks": failed})
+    if failed:
+        print("\nEXACTNESS CHECK FAILED:\n" + "\n".join(f"- {f}" for f in failed))
+        return 1
+    return 0
+
+
 
 # --------------------------------------------------------------------------- main
 
@@ -828,13 +850,7 @@ def main(argv=None):
     info["memory_measure"] = PeakMemory().mode
     info["load_average_start"] = loadavg()
     print("# sklearn-pcct kNN benchmark\n")
-    print(f"- machine: {info['cpu']}, {info['cores']} cores", end="")
-    if "cores_usable" in info:
-        print(f" ({info['cores_usable']} usable)", end="")
-    print(f", {info.get('memory_gib', '?')} GiB, {info['platform']}, Python {info['python']}")
-    print(f"- threads: n_jobs {args.n_jobs}, Numba {info.get('numba_threads', '?')}, ", end="")
-    print(f"pools {info.get('thread_pools', '?')}, env {info['env'] or '{}'}")
-    print("- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print_machine(info, args.n_jobs)
     print(f"- peak memory measured with: {info['memory_measure']}")
     print(f"- load average at start: {info['load_average_start']}")
     emit({"type": "machine", **info})

@@ -44,11 +44,13 @@ from bench_knn import (
     RTOL,
     WORKLOADS,
     Method,
+    finish,
     fmt_ratio,
     fmt_recall,
     fmt_s,
     loadavg,
     machine_info,
+    print_machine,
     thread_limits,
 )
 
@@ -832,13 +834,7 @@ def main(argv=None):
     info = machine_info(args.n_jobs)
     info["load_average_start"] = loadavg()
     print("# sklearn-pcct batch-update benchmark\n")
-    print(f"- machine: {info['cpu']}, {info['cores']} cores", end="")
-    if "cores_usable" in info:
-        print(f" ({info['cores_usable']} usable)", end="")
-    print(f", {info.get('memory_gib', '?')} GiB, {info['platform']}, Python {info['python']}")
-    print(f"- threads: n_jobs {args.n_jobs}, Numba {info.get('numba_threads', '?')}, ", end="")
-    print(f"pools {info.get('thread_pools', '?')}, env {info['env'] or '{}'}")
-    print("- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print_machine(info, args.n_jobs)
     print(f"- load average at start: {info['load_average_start']}")
     info["sklearn_pcct_path"] = _package_path("sklearn_pcct")
     # benchmarks/ comes first on sys.path: a non-editable install shadows the checkout
@@ -854,13 +850,7 @@ def main(argv=None):
         for name in names:
             failed += run_workload(name, args, ours, peers, emit)
 
-    end = loadavg()
-    print(f"\nload average at start {info['load_average_start']}, at end {end}")
-    emit({"type": "end", "load_average_end": end, "failed_checks": failed})
-    if failed:
-        print("\nEXACTNESS CHECK FAILED:\n" + "\n".join(f"- {f}" for f in failed))
-        return 1
-    return 0
+    return finish(info, failed, emit)
 
 
 if __name__ == "__main__":

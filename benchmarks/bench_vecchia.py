@@ -56,7 +56,15 @@ except ImportError:  # pragma: no cover - imported from elsewhere
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_knn
 
-from bench_knn import PeakMemory, fmt_s, loadavg, machine_info, thread_limits
+from bench_knn import (
+    PeakMemory,
+    finish,
+    fmt_s,
+    loadavg,
+    machine_info,
+    print_machine,
+    thread_limits,
+)
 
 # A returned neighbour counts as correct when its true distance is within this
 # relative tolerance of the exact m-th predecessor distance (tie-safe).
@@ -1421,13 +1429,7 @@ def main(argv=None):
     info["versions"] = versions()
     info["load_average_start"] = loadavg()
     print("# sklearn-pcct Vecchia benchmark: maximin ordering and conditioning sets\n")
-    print(f"- machine: {info['cpu']}, {info['cores']} cores", end="")
-    if "cores_usable" in info:
-        print(f" ({info['cores_usable']} usable)", end="")
-    print(f", {info.get('memory_gib', '?')} GiB, {info['platform']}, Python {info['python']}")
-    print(f"- threads: n_jobs {args.n_jobs}, Numba {info.get('numba_threads', '?')}, ", end="")
-    print(f"pools {info.get('thread_pools', '?')}, env {info['env'] or '{}'}")
-    print("- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    print_machine(info, args.n_jobs)
     print(f"- load average at start: {info['load_average_start']}")
     spec = importlib.util.find_spec("sklearn_pcct")
     print(f"- sklearn_pcct imported from: {Path(spec.origin).parent if spec else 'not installed'}")
@@ -1441,13 +1443,7 @@ def main(argv=None):
     if args.rc_n:
         failed += residual_case(args, emit)
 
-    end = loadavg()
-    print(f"\nload average at start {info['load_average_start']}, at end {end}")
-    emit({"type": "end", "load_average_end": end, "failed_checks": failed})
-    if failed:
-        print("\nEXACTNESS CHECK FAILED:\n" + "\n".join(f"- {f}" for f in failed))
-        return 1
-    return 0
+    return finish(info, failed, emit)
 
 
 if __name__ == "__main__":
