@@ -90,8 +90,14 @@ def _metric_args(spec):
     w = _EMPTY_W if spec.w is None else _readonly(np.ascontiguousarray(spec.w, np.float64))
     if code == km.CORRELATION and w[0] < 0:  # a kernel with no fast path
         return km.USER, float(spec.p), w, _compile_python_metric(spec.func)
-    user = _compile_user_metric(spec.func) if code == km.USER else km.no_user_metric
-    return code, float(spec.p), w, user
+    if code == km.USER:
+        return code, float(spec.p), w, _compile_user_metric(spec.func)
+    if code <= km.CHEBYSHEV:
+        # kernels compiled for ``user=None`` carry only these metrics, in a
+        # distance small enough to run without reference counting (see
+        # _metrics.distance)
+        return code, float(spec.p), w, None
+    return code, float(spec.p), w, km.no_user_metric
 
 
 def _readonly(a):

@@ -39,6 +39,7 @@ def _before(d1, i1, d2, i2):
 @njit(cache=True, inline="always")
 def _result_offer(rd, ri, cnt, k, d, i):
     """Offer ``(d, i)`` to the bounded max-heap ``rd, ri``; return the new size."""
+    # one exit only (see _heaps.heap_pop)
     if cnt < k:
         j = cnt
         cnt += 1
@@ -52,26 +53,24 @@ def _result_offer(rd, ri, cnt, k, d, i):
                 break
         rd[j] = d
         ri[j] = i
-        return cnt
-    if not _before(d, i, rd[0], ri[0]):
-        return cnt
-    j = 0
-    while True:
-        left = 2 * j + 1
-        if left >= cnt:
-            break
-        big = left
-        right = left + 1
-        if right < cnt and _before(rd[left], ri[left], rd[right], ri[right]):
-            big = right
-        if _before(d, i, rd[big], ri[big]):
-            rd[j] = rd[big]
-            ri[j] = ri[big]
-            j = big
-        else:
-            break
-    rd[j] = d
-    ri[j] = i
+    elif _before(d, i, rd[0], ri[0]):
+        j = 0
+        while True:
+            left = 2 * j + 1
+            if left >= cnt:
+                break
+            big = left
+            right = left + 1
+            if right < cnt and _before(rd[left], ri[left], rd[right], ri[right]):
+                big = right
+            if _before(d, i, rd[big], ri[big]):
+                rd[j] = rd[big]
+                ri[j] = ri[big]
+                j = big
+            else:
+                break
+        rd[j] = d
+        ri[j] = i
     return cnt
 
 

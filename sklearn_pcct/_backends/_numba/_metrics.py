@@ -5,7 +5,9 @@ compiled once and cached on disk (``cache=True``). A user-supplied metric
 arrives as a first-class function value of the fixed signature
 ``float64(readonly float64[:], readonly float64[:])`` (see :data:`USER_SIGNATURE`);
 its type does not depend on the particular function, so the kernels that take
-it stay cacheable too.
+it stay cacheable too. The kernels are compiled at most twice: for
+``user=None`` (euclidean, manhattan, chebyshev, with a small distance body
+that runs without reference counting) and for a function (every metric).
 
 All distances are accumulated in float64 in the *difference form*
 (``sum (a_k - b_k)^2`` and so on), never with the ``|a|^2 + |b|^2 - 2 a.b``
@@ -59,33 +61,7 @@ _TINY = 2.0**-960
 _HUGE = 2.0**960
 
 
-@njit(cache=True)
-def _scaled_minkowski(A, i, B, j, p, w):
-    """``(sum w_t |a_t - b_t|^p)^(1/p)`` computed as ``m * (sum (|.|/m)^p)^(1/p)``.
-
-    ``m`` is the largest coordinate difference, so no term under- or
-    overflows; used only on the rare rows where the direct sum did.
-    """
-    m = 0.0
-    for t in range(A.shape[1]):
-        x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-        if x > m:
-            m = x
-    if m == 0.0:
-        return 0.0
-    s = 0.0
-    for t in range(A.shape[1]):
-        x = abs(np.float64(A[i, t]) - np.float64(B[j, t])) / m
-        term = x * x if p == 2.0 else x**p
-        if w.shape[0] > 0:
-            term *= w[t]
-        s += term
-    if p == 2.0:
-        return m * np.sqrt(s)
-    return m * s ** (1.0 / p)
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def one_minus_correlation(kind, r):
     """``1 - rho(r)`` without cancellation, for the scaled distance ``r``.
 
@@ -105,7 +81,7 @@ def one_minus_correlation(kind, r):
         s = 0.0
         term = 1.0  # a^n / n!
         for n in range(1, 30):
-            term *= a / n
+            term *= np.divide(a, n)  # no ZeroDivisionError path (see distance)
             if n >= 2:
                 s += (n - 1) * term if n % 2 == 0 else -(n - 1) * term
         return s
@@ -116,55 +92,11 @@ def one_minus_correlation(kind, r):
     s = 0.0
     term = 1.0
     for n in range(1, 30):
-        term *= a / n
+        term *= np.divide(a, n)
         if n >= 2:
             c = (1.0 - n + n * (n - 1) / 3.0) * term
             s += -c if n % 2 == 0 else c
     return s
-
-
-@njit(cache=True)
-def _correlation(A, i, B, j, w):
-    """Kernel or residual correlation distance ``sqrt(1 - |rho|)`` of two rows."""
-    kind = int(w[0])
-    m = int(w[1])
-    nc = A.shape[1] - m - 1 if m > 0 else A.shape[1]
-    s = 0.0
-    for t in range(nc):
-        x = np.float64(A[i, t]) - np.float64(B[j, t])
-        s += x * x
-    if s < _TINY:
-        big = 0.0
-        for t in range(nc):
-            x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-            if x > big:
-                big = x
-        if big == 0.0:  # identical coordinates: the same point
-            return 0.0
-        s = 0.0
-        for t in range(nc):
-            x = (np.float64(A[i, t]) - np.float64(B[j, t])) / big
-            s += x * x
-        r = big * math.sqrt(s)
-    else:
-        r = math.sqrt(s)
-    omr = one_minus_correlation(kind, r)
-    if m == 0:
-        gamma = w[3]
-        val = (1.0 - gamma) + gamma * omr
-        return math.sqrt(val) if val > 0.0 else 0.0
-    dot = 0.0
-    for t in range(nc, nc + m):
-        dot += np.float64(A[i, t]) * np.float64(B[j, t])
-    rho = (w[2] * (1.0 - omr) - dot) * (np.float64(A[i, nc + m]) * np.float64(B[j, nc + m]))
-    if w[4] != 0.0:
-        rho = abs(rho)
-    val = 1.0 - rho
-    if val <= 0.0:
-        return 0.0
-    if val > 2.0:
-        val = 2.0
-    return math.sqrt(val)
 
 
 def _call_user(user, a, b):  # pragma: no cover - replaced by the overload
@@ -181,16 +113,10 @@ def _call_user_impl(user, a, b):
 
 
 @njit(cache=True, inline="always")
-def distance(A, i, B, j, code, p, w, user):
-    """Distance between the rows ``A[i]`` and ``B[j]`` (2-D arrays, same width).
-
-    ``code`` selects the metric, ``p`` is the Minkowski power, ``w`` holds the
-    Minkowski weights (length 0 when unweighted) and ``user`` is the user
-    metric (called only when ``code == USER``). Rows are read in place: no
-    array views are created on the built-in paths.
-    """
+def _distance_fast(A, i, B, j, code, p, w, user):
+    """Euclidean, manhattan and chebyshev: the small body (see :func:`distance`)."""
     m = A.shape[1]
-    if code == EUCLIDEAN or code == MANHATTAN:
+    if code == EUCLIDEAN:
         # four independent partial sums in a fixed order: the same rounding
         # every time, and no serial dependency chain on long rows
         s0 = 0.0
@@ -198,25 +124,29 @@ def distance(A, i, B, j, code, p, w, user):
         s2 = 0.0
         s3 = 0.0
         t = 0
-        if code == EUCLIDEAN:
-            while t + 4 <= m:
-                x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-                x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
-                x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
-                x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
-                s0 += x0 * x0
-                s1 += x1 * x1
-                s2 += x2 * x2
-                s3 += x3 * x3
-                t += 4
-            while t < m:
-                x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-                s0 += x0 * x0
-                t += 1
-            s = (s0 + s1) + (s2 + s3)
-            if s < _TINY or s > _HUGE:
-                return _scaled_minkowski(A, i, B, j, 2.0, w)
+        while t + 4 <= m:
+            x0 = np.float64(A[i, t]) - np.float64(B[j, t])
+            x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
+            x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
+            x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
+            s0 += x0 * x0
+            s1 += x1 * x1
+            s2 += x2 * x2
+            s3 += x3 * x3
+            t += 4
+        while t < m:
+            x0 = np.float64(A[i, t]) - np.float64(B[j, t])
+            s0 += x0 * x0
+            t += 1
+        s = (s0 + s1) + (s2 + s3)
+        if s >= _TINY and s <= _HUGE:
             return np.sqrt(s)
+    elif code == MANHATTAN:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        t = 0
         while t + 4 <= m:
             s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
             s1 += abs(np.float64(A[i, t + 1]) - np.float64(B[j, t + 1]))
@@ -227,25 +157,54 @@ def distance(A, i, B, j, code, p, w, user):
             s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
             t += 1
         return (s0 + s1) + (s2 + s3)
-    if code == CHEBYSHEV:
+    elif code == CHEBYSHEV:
         s = 0.0
         for t in range(m):
             x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
             if x > s:
                 s = x
         return s
+    # Euclidean only from here: the sum of squares over- or underflowed
+    # (points 1e-200 apart would otherwise be "duplicates", points 1e200
+    # apart "inf"). Recompute it as 2^e (sum (|.| 2^-e)^2)^(1/2) with 2^e
+    # above the largest difference: no term under- or overflows, and scaling
+    # by a power of two is exact.
+    big = 0.0
+    for t in range(m):
+        x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+        if x > big:
+            big = x
+    # (no early return for big == 0: e is then 0 and the sum 0; an extra exit
+    # here brings the reference counting back)
+    e = math.frexp(big)[1]
+    s = 0.0
+    for t in range(m):
+        x = math.ldexp(np.float64(A[i, t]) - np.float64(B[j, t]), -e)
+        s += x * x
+    return math.ldexp(np.sqrt(s), e)
+
+
+@njit(cache=True)
+def _distance_full(A, i, B, j, code, p, w, user):
+    """Every metric (kernels compiled for a user-metric argument).
+
+    Called, not inlined: inlining this large body at every call site of
+    every kernel would multiply their compile time.
+    """
+    if code <= CHEBYSHEV:
+        return _distance_fast(A, i, B, j, code, p, w, user)
+    m = A.shape[1]
     if code == MINKOWSKI:
         s = 0.0
         if w.shape[0] > 0:
             for t in range(m):
-                s += w[t] * abs(np.float64(A[i, t]) - np.float64(B[j, t])) ** p
+                s += w[t] * np.power(abs(np.float64(A[i, t]) - np.float64(B[j, t])), p)
         else:
             for t in range(m):
-                s += abs(np.float64(A[i, t]) - np.float64(B[j, t])) ** p
-        if s < _TINY or s > _HUGE:
-            return _scaled_minkowski(A, i, B, j, p, w)
-        return s ** (1.0 / p)
-    if code == HAVERSINE:
+                s += np.power(abs(np.float64(A[i, t]) - np.float64(B[j, t])), p)
+        if s >= _TINY and s <= _HUGE:
+            return np.power(s, np.reciprocal(p))
+    elif code == HAVERSINE:
         a0 = np.float64(A[i, 0])
         b0 = np.float64(B[j, 0])
         d0 = a0 - b0
@@ -257,14 +216,106 @@ def distance(A, i, B, j, code, p, w, user):
         if h < _TINY and c >= 0.0:
             # the squares (even the halved differences) may have underflowed;
             # at these angles 2 arcsin(sqrt(h)) is hypot(d0, sqrt(c) d1) to
-            # the last bit
-            return math.hypot(d0, math.sqrt(c) * d1)
+            # the last bit (computed with an exact power-of-two scaling:
+            # math.hypot would add a raise path)
+            y0 = abs(d0)
+            y1 = np.sqrt(c) * abs(d1)
+            big = y0 if y0 > y1 else y1
+            if big == 0.0:
+                return 0.0
+            e = math.frexp(big)[1]
+            y0 = math.ldexp(y0, -e)
+            y1 = math.ldexp(y1, -e)
+            return math.ldexp(np.sqrt(y0 * y0 + y1 * y1), e)
         if h > 1.0:
             h = 1.0
-        return 2.0 * np.arcsin(np.sqrt(h))
-    if code == CORRELATION:
-        return _correlation(A, i, B, j, w)
-    return _call_user(user, A[i], B[j])
+        return 2.0 * math.asin(np.sqrt(h))
+    elif code == CORRELATION:
+        # kernel or residual correlation distance sqrt(1 - |rho|); see the
+        # layout of ``w`` and of the rows at RBF above
+        kind = np.int64(w[0])  # int() would add a raise path (see above)
+        nu = np.int64(w[1])
+        nc = m - nu - 1 if nu > 0 else m
+        s = 0.0
+        for t in range(nc):
+            x = np.float64(A[i, t]) - np.float64(B[j, t])
+            s += x * x
+        if s < _TINY:
+            big = 0.0
+            for t in range(nc):
+                x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+                if x > big:
+                    big = x
+            if big == 0.0:  # identical coordinates: the same point
+                return 0.0
+            e = math.frexp(big)[1]  # scale by 2^-e: exact, and no division
+            s = 0.0
+            for t in range(nc):
+                x = math.ldexp(np.float64(A[i, t]) - np.float64(B[j, t]), -e)
+                s += x * x
+            r = math.ldexp(np.sqrt(s), e)
+        else:
+            r = np.sqrt(s)
+        omr = one_minus_correlation(kind, r)
+        if nu == 0:
+            val = (1.0 - w[3]) + w[3] * omr
+            return np.sqrt(val) if val > 0.0 else 0.0
+        dot = 0.0
+        for t in range(nc, nc + nu):
+            dot += np.float64(A[i, t]) * np.float64(B[j, t])
+        rho = (w[2] * (1.0 - omr) - dot) * (np.float64(A[i, nc + nu]) * np.float64(B[j, nc + nu]))
+        if w[4] != 0.0:
+            rho = abs(rho)
+        val = 1.0 - rho
+        if val <= 0.0:
+            return 0.0
+        if val > 2.0:
+            val = 2.0
+        return np.sqrt(val)
+    else:
+        return _call_user(user, A[i], B[j])
+    # Minkowski only from here: rescaled as in the Euclidean case of
+    # _distance_fast
+    big = 0.0
+    for t in range(m):
+        x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+        if x > big:
+            big = x
+    if big == 0.0:
+        return 0.0
+    e = math.frexp(big)[1]
+    s = 0.0
+    for t in range(m):
+        term = np.power(math.ldexp(abs(np.float64(A[i, t]) - np.float64(B[j, t])), -e), p)
+        if w.shape[0] > 0:
+            term *= w[t]
+        s += term
+    return math.ldexp(np.power(s, np.reciprocal(p)), e)
+
+
+@njit(cache=True, inline="always")
+def distance(A, i, B, j, code, p, w, user):
+    """Distance between the rows ``A[i]`` and ``B[j]`` (2-D arrays, same width).
+
+    ``code`` selects the metric, ``p`` is the Minkowski power, ``w`` holds the
+    Minkowski weights (length 0 when unweighted) or the correlation
+    parameters, and ``user`` is the user metric (called only when
+    ``code == USER``). Rows are read in place: no array views are created on
+    the built-in paths.
+
+    Two bodies, chosen when a kernel is compiled by the *type* of ``user``:
+    with ``user=None`` only euclidean, manhattan and chebyshev (the kernels'
+    fast path); with a compiled function (e.g. :data:`no_user_metric`) every
+    metric. The body is inlined into the kernels' innermost loops, so the fast one is kept
+    small and free of calls, divisions by variables and other operations
+    that may raise: otherwise Numba keeps a reference-count increment and
+    decrement of ``A``, ``B`` and ``w`` on every evaluation (its pruning pass
+    gives up on large or raising regions), which costs more than an 8-D
+    distance itself.
+    """
+    if user is None:  # pruned at compile time
+        return _distance_fast(A, i, B, j, code, p, w, user)
+    return _distance_full(A, i, B, j, code, p, w, user)
 
 
 def _never(a, b):  # pragma: no cover - never called
