@@ -22,8 +22,8 @@ leaf bucket of a kd-tree.
 import numpy as np
 from numba import njit, prange
 
-from ._heaps import grow, heap_push
 from ._heaps import heap_pop_one_exit as heap_pop
+from ._heaps import heap_push
 from ._metrics import distance
 
 __all__ = ["knn", "radius_count", "radius_fill"]
@@ -131,7 +131,11 @@ def _knn_range(
     """
     rd = np.empty(k, dtype=np.float64)
     ri = np.empty(k, dtype=np.int64)
-    cap = 64
+    # Each node enters the heap at most once per query, so the number of
+    # nodes bounds it: sized once, the heap arrays are never replaced, and
+    # Numba does not reference-count them on every push and pop (np.empty
+    # does not touch the pages a small search never reaches).
+    cap = max(1, child_start.shape[0])
     h_lb = np.empty(cap, dtype=np.float64)
     h_node = np.empty(cap, dtype=np.int64)
     h_d = np.empty(cap, dtype=np.float64)
@@ -198,11 +202,6 @@ def _knn_range(
                         continue
                     if lbc < 0.0:
                         lbc = 0.0
-                    if hn >= cap:
-                        cap *= 2
-                        h_lb = grow(h_lb, cap)
-                        h_node = grow(h_node, cap)
-                        h_d = grow(h_d, cap)
                     heap_push(h_lb, h_node, h_d, hn, lbc, c, dc)
                     hn += 1
         _result_sort(rd, ri, cnt)
