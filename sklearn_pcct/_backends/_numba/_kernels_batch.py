@@ -35,7 +35,17 @@ from numba import njit, prange
 
 from ..._dynamic import COUNT, FIRST, LEVEL, NEXT, NO_LEVEL, PARENT, PDIST, RADIUS, ROW
 from ._heaps import grow
-from ._kernels_update import _attach, _gf, _gi, _search, _set_id, _sf, _si, _unlink_child
+from ._kernels_update import (
+    _attach,
+    _gf,
+    _gi,
+    _search,
+    _set_id,
+    _sf,
+    _si,
+    _unlink_child,
+    new_search_heap,
+)
 from ._metrics import distance
 
 __all__ = ["locate", "commit", "conflicts", "conflicts_dense", "resolve"]
@@ -56,8 +66,7 @@ def locate(P, ids, ip, fp, cm, root, n_blocks, code, p, w, user):
     n_eval = np.zeros(n_blocks, dtype=np.int64)
     no_top = np.zeros(1, dtype=np.int64)
     for b in prange(n_blocks):
-        heap = (np.empty(64, dtype=np.float64), np.empty(64, dtype=np.int64),
-                np.empty(64, dtype=np.float64))
+        heap = new_search_heap(cm)
         for t in range(b * m // n_blocks, (b + 1) * m // n_blocks):
             j, a, d, du, ne, heap = _search(
                 P, ids[t], NO_LEVEL + 1, ip, fp, cm, no_top, 0, root, heap, False,

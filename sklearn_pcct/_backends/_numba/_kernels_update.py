@@ -41,7 +41,7 @@ from ..._dynamic import (
     ROW,
     SHIFT,
 )
-from ._heaps import grow, heap_pop, heap_push
+from ._heaps import heap_pop, heap_push
 from ._kernels_build import ceil_log2
 from ._metrics import distance
 
@@ -134,6 +134,19 @@ def _unlink_child(ip, fp, cm, top, base, par, child):
 
 
 @njit(cache=True)
+def new_search_heap(cm):
+    """Heap arrays for :func:`_search` on a tree whose chunk map is ``cm``.
+
+    A search pushes each node at most once, so the number of node ids the
+    map can hold bounds the heap; sized once, the arrays are never replaced
+    (``np.empty`` does not touch the pages a search never reaches).
+    """
+    cap = max(1, cm.shape[0] << SHIFT)
+    return (np.empty(cap, dtype=np.float64), np.empty(cap, dtype=np.int64),
+            np.empty(cap, dtype=np.float64))
+
+
+@njit(cache=True)
 def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p, w, user):
     """Level and parent for point ``P[r]`` (insertion search, section 5.1).
 
@@ -207,10 +220,8 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
                     sub = two_J
                 lbc = dc - rc
                 if lbc <= sub:
-                    if hn >= h_lb.shape[0]:
-                        h_lb = grow(h_lb, hn + 1)
-                        h_node = grow(h_node, hn + 1)
-                        h_d = grow(h_d, hn + 1)
+                    # room: see new_search_heap (a grown, replaced array would be
+                    # reference-counted by Numba on every push and pop)
                     heap_push(h_lb, h_node, h_d, hn, max(0.0, lbc), c, dc)
                     hn += 1
             c = _gi(ip, cm, NEXT, c)
@@ -252,8 +263,7 @@ def insert_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
     pools must have room for every chunk the batch can touch. Returns
     ``(n_nodes, root, n_distance_evaluations)``.
     """
-    heap = (np.empty(64, dtype=np.float64), np.empty(64, dtype=np.int64),
-            np.empty(64, dtype=np.float64))
+    heap = new_search_heap(cm)
     n_eval = 0
     for t in range(ids.shape[0]):
         r = ids[t]
@@ -361,8 +371,7 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
             sorted_orph[s] = sorted_orph[s - 1]
             sorted_orph[s - 1] = tmp
             s -= 1
-    heap = (np.empty(64, dtype=np.float64), np.empty(64, dtype=np.int64),
-            np.empty(64, dtype=np.float64))
+    heap = new_search_heap(cm)
     n_eval = 0
     for t in range(n_orph):
         x = sorted_orph[t]
