@@ -8,7 +8,7 @@ grows the arrays with :func:`grow` when they are full.
 import numpy as np
 from numba import njit
 
-__all__ = ["grow", "heap_push", "heap_pop", "heap_pop_one_exit"]
+__all__ = ["grow", "heap_push", "heap_pop"]
 
 
 @njit(cache=True)
@@ -40,41 +40,9 @@ def heap_push(h_key, h_node, h_dist, size, key, node, dist):
 @njit(cache=True, inline="always")
 def heap_pop(h_key, h_node, h_dist, size):
     """Remove the minimum of a heap of ``size`` entries (read it first)."""
-    size -= 1
-    if size == 0:
-        return
-    xk = h_key[size]
-    xn = h_node[size]
-    xd = h_dist[size]
-    j = 0
-    while True:
-        left = 2 * j + 1
-        if left >= size:
-            break
-        sm = left
-        if left + 1 < size and h_key[left + 1] < h_key[left]:
-            sm = left + 1
-        if h_key[sm] < xk:
-            h_key[j] = h_key[sm]
-            h_node[j] = h_node[sm]
-            h_dist[j] = h_dist[sm]
-            j = sm
-        else:
-            break
-    h_key[j] = xk
-    h_node[j] = xn
-    h_dist[j] = xd
-
-
-@njit(cache=True, inline="always")
-def heap_pop_one_exit(h_key, h_node, h_dist, size):
-    """:func:`heap_pop` written with one exit.
-
-    The k-NN search is faster with this form (an early return in an inlined
-    function can make Numba keep the reference counting of its arrays on
-    every call, see ``_metrics.distance``); the insertion search measured
-    faster with :func:`heap_pop`. Same result.
-    """
+    # one exit only: an early return in an inlined function can make Numba
+    # keep reference counting of the arrays on every call (see
+    # _metrics.distance)
     size -= 1
     if size > 0:
         xk = h_key[size]

@@ -22,8 +22,7 @@ leaf bucket of a kd-tree.
 import numpy as np
 from numba import njit, prange
 
-from ._heaps import heap_pop_one_exit as heap_pop
-from ._heaps import heap_push
+from ._heaps import heap_pop, heap_push
 from ._metrics import distance
 
 __all__ = ["knn", "radius_count", "radius_fill"]
