@@ -175,3 +175,72 @@ def test_grouped_build_order_is_valid_and_deterministic(rng):
     for field in ("node_sample", "level", "parent", "radius"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     check_tree_invariants(a, max_pairs=500_000)
+
+
+def _locate_brute_force(tree, X_new, spec):
+    """O(n m) insertion rule of ALGORITHMS.md 5.1: ``(J, parent, d, dup)`` per point."""
+    nodes = np.arange(tree.n_nodes)
+    rows = tree.node_field(dyn.ROW, nodes)
+    live = tree.node_field(dyn.COUNT, nodes) > 0
+    level = tree.node_field(dyn.LEVEL, nodes)
+    D = pairwise_distances(X_new, tree.points.data[rows], spec)
+    out = []
+    for i in range(len(X_new)):
+        zero = np.flatnonzero(live & (D[i] == 0.0))
+        if zero.size:
+            out.append((0, zero[0], 0.0, zero[0]))
+            continue
+        best = None
+        for v in np.flatnonzero(live):
+            d = D[i, v]
+            if v == tree.root or d <= math.ldexp(1.0, int(level[v])):
+                key = (kb.ceil_log2(d), d, v)
+                best = key if best is None or key < best else best
+        out.append((best[0], best[2], best[1], -1))
+    return out
+
+
+@pytest.mark.parametrize(
+    "data", ["uniform", "duplicates", "grid_ties", "tiny_offset", "float32", "removed"]
+)
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
+def test_flat_locate_equals_dynamic_locate_and_brute_force(data, metric, rng):
+    from sklearn_pcct._backends._numba import _kernels_batch as kbt
+    from sklearn_pcct._backends._numba import _kernels_locate as kl
+    from sklearn_pcct._backends._numba import _metric_args
+
+    if data == "grid_ties":  # many equal distances: ties broken by node id
+        X = np.stack(np.meshgrid(np.arange(12.0), np.arange(12.0)), -1).reshape(-1, 2)
+        X = X[rng.permutation(len(X))]
+    elif data == "tiny_offset":  # huge offset, tiny scale
+        X = 1e8 + 1e-4 * rng.random((150, 3))
+    else:
+        X = rng.random((150, 4))
+    if data == "duplicates":
+        X = X[rng.integers(0, 40, 150)]
+    if data == "float32":
+        X = X.astype(np.float32)
+    spec = MetricSpec(metric, p=3.0)
+    tree = BACKEND.build_dynamic(X[:100], spec, 2)
+    if data == "removed":  # freed node ids are not in the tree
+        tree = BACKEND.remove(tree, rng.choice(100, 30, replace=False), 1)
+    P = _ro(tree.points.data[: tree.n_ids])
+    Q = np.concatenate([X[100:], X[:7]])  # new points and exact duplicates
+    P = _ro(np.concatenate([P, Q.astype(P.dtype)]))
+    ids = np.arange(tree.n_ids, tree.n_ids + len(Q))
+    ip, fp, cm = tree.node_pool.ints, tree.node_pool.floats, tree.node_map.copy()
+    args = _metric_args(spec)
+    layout = kl.locate_layout(P, ip, fp, cm, tree.root, tree.n_nodes)
+    assert layout[0][0] == tree.root
+    assert np.array_equal(np.sort(layout[0]), np.flatnonzero(tree.node_field(
+        dyn.COUNT, np.arange(tree.n_nodes)) > 0))
+    for n_blocks in (1, 5):
+        flat = kl.locate_flat(P, ids, *layout, n_blocks, *args)
+        dyn_ = kbt.locate(P, ids, ip, fp, cm, tree.root, n_blocks, *args)
+        for a, b in zip(flat, dyn_, strict=True):
+            np.testing.assert_array_equal(a, b)  # same nodes visited: same counts too
+    expected = _locate_brute_force(tree, Q.astype(P.dtype), spec)
+    J, par, pd, dup, _ = flat
+    for t, (j, a, d, du) in enumerate(expected):
+        assert (J[t], par[t], dup[t]) == (j, a, du), t
+        assert pd[t] == pytest.approx(d, rel=1e-12, abs=0.0), t

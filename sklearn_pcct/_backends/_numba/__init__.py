@@ -19,6 +19,7 @@ from .._base import Capabilities
 from . import _kernels_batch as kbt
 from . import _kernels_build as kb
 from . import _kernels_graph as kg
+from . import _kernels_locate as kl
 from . import _kernels_query as kq
 from . import _kernels_update as ku
 from . import _kernels_vecchia as kv
@@ -175,6 +176,12 @@ _ROUND_MIN = 256
 # to _DENSE_CONFLICTS_MAX compare all pairs.
 _ROUND_MAX = 1024
 _DENSE_CONFLICTS_MAX = 4096
+# A round locates its points on a flat copy of the tree (_kernels_locate)
+# when its expected distance evaluations (the last round's per point, times
+# the round's size) reach this many per node of the tree: copying the tree
+# costs about as much per node as the flat search saves per evaluation
+# (both searches return the same result).
+_FLAT_LOCATE_RATIO = 1.0
 
 
 def _extended_map(cmap, n_chunks):
@@ -311,6 +318,7 @@ class NumbaBackend:
         n_free = 0
         pending = np.zeros(0, dtype=np.int64)
         pos, stamp, size = 0, 0, tree.n_live
+        evals_per_point = 0.0  # of the last round: which locate is cheaper
         report = progress if progress is not None else _no_progress
         with _threads(n_threads) as nt:
             while pos < m or pending.size:
@@ -329,9 +337,16 @@ class NumbaBackend:
                     continue
                 stamp += 1
                 n_blocks = max(1, min(rnd.size, nt * 64))
-                J, par, pd, dup, _ = kbt.locate(
-                    P, rnd, ints, floats, cm, root, n_blocks, *args
-                )
+                if evals_per_point * rnd.size >= _FLAT_LOCATE_RATIO * n_nodes:
+                    J, par, pd, dup, n_eval = kl.locate_flat(
+                        P, rnd, *kl.locate_layout(P, ints, floats, cm, root, n_nodes),
+                        n_blocks, *args,
+                    )
+                else:
+                    J, par, pd, dup, n_eval = kbt.locate(
+                        P, rnd, ints, floats, cm, root, n_blocks, *args
+                    )
+                evals_per_point = n_eval / rnd.size
                 node_of = np.empty(rnd.size, dtype=np.int64)
                 n_nodes, n_free = kbt.commit(
                     P, rnd, J, par, pd, dup, ints, floats, cm, top, base, dints, dm,

@@ -28,13 +28,12 @@ compressed cover tree, equal to the sequential insertion of the kept
 points in round order.
 """
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from ..._dynamic import COUNT, FIRST, LEVEL, NEXT, NO_LEVEL, PARENT, PDIST, RADIUS, ROW
 from ._heaps import grow
+from ._kernels_build import pow2
 from ._kernels_update import (
     _attach,
     _gf,
@@ -137,7 +136,7 @@ def _conflicts_one(P, y, ip, fp, cm, root, flag, stamp, stack, stack_d, out, pos
         while c != -1:
             if flag[c] >= 2 * stamp:
                 lc = _gi(ip, cm, LEVEL, c)
-                bound = math.ldexp(1.0, min(ly, lc))
+                bound = pow2(min(ly, lc))
                 rc = _gf(fp, cm, RADIUS, c)
                 if abs(dv - _gf(fp, cm, PDIST, c)) - rc <= bound:
                     dc = distance(P, yr, P, _gi(ip, cm, ROW, c), code, p, w, user)
@@ -146,7 +145,7 @@ def _conflicts_one(P, y, ip, fp, cm, root, flag, stamp, stack, stack_d, out, pos
                             out[pos + cnt] = c
                         cnt += 1
                     if (_gi(ip, cm, FIRST, c) != -1
-                            and dc - rc <= math.ldexp(1.0, min(ly, lc - 1))):
+                            and dc - rc <= pow2(min(ly, lc - 1))):
                         if top >= stack.shape[0]:
                             stack = grow(stack, top + 1)
                             stack_d = grow(stack_d, top + 1)
@@ -229,7 +228,7 @@ _N_PIVOTS = 4
 def _dense_check(P, t, s, ids, node_of, lev, piv, code, p, w, user):
     if node_of[s] == -1:
         return False
-    bound = math.ldexp(1.0, min(lev[t], lev[s]))
+    bound = pow2(min(lev[t], lev[s]))
     for q in range(piv.shape[1]):  # triangle inequality through the pivots
         if abs(piv[t, q] - piv[s, q]) > bound:
             return False
@@ -242,7 +241,7 @@ def _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, pos, fill,
     """Partners of ``t`` among the points whose first pivot distance is close."""
     cnt = 0
     m = srt.shape[0]
-    reach = math.ldexp(1.0, lev[t])  # min(l(t), l(s)) <= l(t)
+    reach = pow2(lev[t])  # min(l(t), l(s)) <= l(t)
     r = rank[t]
     for step in (1, -1):
         u = r + step

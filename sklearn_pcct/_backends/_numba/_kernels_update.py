@@ -23,8 +23,6 @@ order of level descending, so an orphan not yet re-attached can never be a
 cover of the one being processed (its subtree lies entirely below).
 """
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -42,7 +40,7 @@ from ..._dynamic import (
     SHIFT,
 )
 from ._heaps import heap_pop, heap_push
-from ._kernels_build import ceil_log2
+from ._kernels_build import ceil_log2, pow2
 from ._metrics import distance
 
 __all__ = ["insert_ids", "remove_ids", "dfs_layout"]
@@ -182,17 +180,17 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
         da = h_d[0]
         heap_pop(h_lb, h_node, h_d, hn)
         hn -= 1
-        two_J = math.ldexp(1.0, J)
+        two_J = pow2(J)
         if lb > two_J:
             break
-        if lb > math.ldexp(1.0, _gi(ip, cm, LEVEL, a) - 1):
+        if lb > pow2(_gi(ip, cm, LEVEL, a) - 1):
             continue
         c = _gi(ip, cm, FIRST, a)
         while c != -1:
             lc = _gi(ip, cm, LEVEL, c)
             if lc < floor:
                 break  # this child and the rest (levels descending) are too low
-            reach = math.ldexp(1.0, lc)
+            reach = pow2(lc)
             if two_J < reach:
                 reach = two_J
             rc = _gf(fp, cm, RADIUS, c)
@@ -203,7 +201,7 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
             n_eval += 1
             if dc == 0.0 and floor <= NO_LEVEL + 1:
                 return 0, c, 0.0, c, n_eval, (h_lb, h_node, h_d)
-            if dc <= math.ldexp(1.0, lc):
+            if dc <= pow2(lc):
                 cl = floor
                 if dc > 0.0:
                     cl = max(floor, ceil_log2(dc))
@@ -211,11 +209,11 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
                     J = cl
                     par = c
                     par_d = dc
-                    two_J = math.ldexp(1.0, J)
+                    two_J = pow2(J)
                     if reach > two_J:
                         reach = two_J
             if _gi(ip, cm, FIRST, c) != -1:
-                sub = math.ldexp(1.0, lc - 1)
+                sub = pow2(lc - 1)
                 if two_J < sub:
                     sub = two_J
                 lbc = dc - rc
@@ -242,7 +240,7 @@ def _attach(P, x, par, par_d, ip, fp, cm, top, base, code, p, w, user):
     while True:
         # an upper bound, capped by the cover bound 2^(l(a) + 1) of every
         # compressed cover tree (so repeated re-attachments cannot inflate it)
-        bound = min(da + rx, math.ldexp(1.0, _gi(ip, cm, LEVEL, a) + 1))
+        bound = min(da + rx, pow2(_gi(ip, cm, LEVEL, a) + 1))
         if bound > _gf(fp, cm, RADIUS, a):
             _sf(ip, fp, cm, top, base, RADIUS, a, bound)
         a = _gi(ip, cm, PARENT, a)
