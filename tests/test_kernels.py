@@ -244,3 +244,30 @@ def test_flat_locate_equals_dynamic_locate_and_brute_force(data, metric, rng):
     for t, (j, a, d, du) in enumerate(expected):
         assert (J[t], par[t], dup[t]) == (j, a, du), t
         assert pd[t] == pytest.approx(d, rel=1e-12, abs=0.0), t
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_build_is_the_same_with_flat_or_dynamic_locate(n_threads, monkeypatch, rng):
+    import sklearn_pcct._backends._numba as nb
+
+    X = np.concatenate([rng.random((1500, 3)), rng.random((300, 3)).round(1)])
+    X = X[rng.permutation(len(X))]
+    X_new = np.concatenate([rng.random((400, 3)), X[:50]])
+    trees = []
+    for ratio in (0.0, np.inf):  # every round flat / every round dynamic
+        monkeypatch.setattr(nb, "_FLAT_LOCATE_RATIO", ratio)
+        tree = BACKEND.build_dynamic(X, MetricSpec("euclidean"), n_threads)
+        tree = BACKEND.insert(tree, X_new, n_threads)
+        trees.append(tree)
+    a, b = trees
+    assert a.n_nodes == b.n_nodes and a.root == b.root
+    nodes = np.arange(a.n_nodes)
+    for name in ("ROW", "LEVEL", "PARENT", "FIRST", "NEXT", "COUNT"):
+        np.testing.assert_array_equal(a.node_field(getattr(dyn, name), nodes),
+                                      b.node_field(getattr(dyn, name), nodes))
+    for name in ("PDIST", "RADIUS"):
+        np.testing.assert_array_equal(
+            a.node_field(getattr(dyn, name), nodes, floating=True),
+            b.node_field(getattr(dyn, name), nodes, floating=True),
+        )
+    check_tree_invariants(BACKEND.freeze(a))

@@ -182,6 +182,8 @@ _DENSE_CONFLICTS_MAX = 4096
 # costs about as much per node as the flat search saves per evaluation
 # (both searches return the same result).
 _FLAT_LOCATE_RATIO = 1.0
+# The first round measures the evaluations per point on this many points.
+_LOCATE_PROBE = 64
 
 
 def _extended_map(cmap, n_chunks):
@@ -318,7 +320,7 @@ class NumbaBackend:
         n_free = 0
         pending = np.zeros(0, dtype=np.int64)
         pos, stamp, size = 0, 0, tree.n_live
-        evals_per_point = 0.0  # of the last round: which locate is cheaper
+        evals_per_point = None  # of the last round: which locate is cheaper
         report = progress if progress is not None else _no_progress
         with _threads(n_threads) as nt:
             while pos < m or pending.size:
@@ -337,16 +339,10 @@ class NumbaBackend:
                     continue
                 stamp += 1
                 n_blocks = max(1, min(rnd.size, nt * 64))
-                if evals_per_point * rnd.size >= _FLAT_LOCATE_RATIO * n_nodes:
-                    J, par, pd, dup, n_eval = kl.locate_flat(
-                        P, rnd, *kl.locate_layout(P, ints, floats, cm, root, n_nodes),
-                        n_blocks, *args,
-                    )
-                else:
-                    J, par, pd, dup, n_eval = kbt.locate(
-                        P, rnd, ints, floats, cm, root, n_blocks, *args
-                    )
-                evals_per_point = n_eval / rnd.size
+                J, par, pd, dup, evals_per_point = self._locate(
+                    P, rnd, ints, floats, cm, root, n_nodes, n_blocks, args,
+                    evals_per_point,
+                )
                 node_of = np.empty(rnd.size, dtype=np.int64)
                 n_nodes, n_free = kbt.commit(
                     P, rnd, J, par, pd, dup, ints, floats, cm, top, base, dints, dm,
@@ -367,6 +363,32 @@ class NumbaBackend:
                 size += rnd.size - pending.size
                 report(size - tree.n_live)
         return n_nodes, root
+
+    @staticmethod
+    def _locate(P, rnd, ints, floats, cm, root, n_nodes, n_blocks, args, evals_per_point):
+        """Step 1 of a round, on the flat copy of the tree when that is cheaper.
+
+        Without an estimate of the distance evaluations per point (the
+        first round), the first points of the round are located on the
+        dynamic tree to measure it. Returns ``(J, parent, parent_dist, dup,
+        evaluations per point)``; both searches give the same results.
+        """
+        parts = []
+        start = 0
+        if evals_per_point is None:
+            start = min(rnd.size, _LOCATE_PROBE)
+            parts.append(kbt.locate(
+                P, rnd[:start], ints, floats, cm, root, min(n_blocks, start), *args
+            ))
+            evals_per_point = parts[0][4] / start
+        rest = rnd[start:]
+        if rest.size and evals_per_point * rest.size >= _FLAT_LOCATE_RATIO * n_nodes:
+            layout = kl.locate_layout(P, ints, floats, cm, root, n_nodes)
+            parts.append(kl.locate_flat(P, rest, *layout, n_blocks, *args))
+        elif rest.size:
+            parts.append(kbt.locate(P, rest, ints, floats, cm, root, n_blocks, *args))
+        J, par, pd, dup = (np.concatenate([q[f] for q in parts]) for f in range(4))
+        return J, par, pd, dup, sum(q[4] for q in parts) / rnd.size
 
     def remove(self, tree, ids, n_threads):
         """A new version of ``tree`` without the samples ``ids``.
