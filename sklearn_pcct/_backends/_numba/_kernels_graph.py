@@ -12,7 +12,6 @@ least ``mk[c]``.
 import numpy as np
 from numba import njit, prange
 
-from ._heaps import grow
 from ._metrics import distance
 
 __all__ = ["subtree_max", "reverse_pairs"]
@@ -34,10 +33,13 @@ def subtree_max(tau_node, child_start, child_stop):
 def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
                  tau_node, mk, stack, stack_d, out_node, out_dist, pos, fill,
                  code, p, w, user):
-    """Visit the tree for query ``i``; count (or, with ``fill``, store) its pairs."""
+    """Visit the tree for query ``i``; count (or, with ``fill``, store) its pairs.
+
+    ``stack`` and ``stack_d`` have room for every node (each enters once).
+    """
     cnt = 0
     if points.shape[0] == 0:
-        return cnt, stack, stack_d
+        return cnt
     d0 = distance(Q, i, points, 0, code, p, w, user)
     if d0 < tau_node[0]:
         if fill:
@@ -45,7 +47,7 @@ def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
             out_dist[pos + cnt] = d0
         cnt += 1
     if d0 - radius[0] >= mk[0]:
-        return cnt, stack, stack_d
+        return cnt
     stack[0] = 0
     stack_d[0] = d0
     top = 1
@@ -63,13 +65,10 @@ def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
                     out_dist[pos + cnt] = dc
                 cnt += 1
             if child_stop[c] > child_start[c] and dc - radius[c] < mk[c]:
-                if top >= stack.shape[0]:
-                    stack = grow(stack, top + 1)
-                    stack_d = grow(stack_d, top + 1)
                 stack[top] = c
                 stack_d[top] = dc
                 top += 1
-    return cnt, stack, stack_d
+    return cnt
 
 
 @njit(cache=True, parallel=True)
@@ -84,11 +83,14 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
     dummy_i = np.empty(0, dtype=np.int64)
     dummy_d = np.empty(0, dtype=np.float64)
     n_blocks = min(n_q, 256)
+    # sized once (a grown, replaced array would be reference-counted by Numba
+    # on every push); np.empty does not touch the pages a search never reaches
+    cap = max(1, points.shape[0])
     for b in prange(n_blocks):
-        stack = np.empty(256, dtype=np.int64)
-        stack_d = np.empty(256, dtype=np.float64)
+        stack = np.empty(cap, dtype=np.int64)
+        stack_d = np.empty(cap, dtype=np.float64)
         for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
-            indptr[i + 1], stack, stack_d = _reverse_one(
+            indptr[i + 1] = _reverse_one(
                 Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
                 mk, stack, stack_d, dummy_i, dummy_d, 0, False, code, p, w, user,
             )
@@ -97,10 +99,10 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
     out_node = np.empty(indptr[n_q], dtype=np.int64)
     out_dist = np.empty(indptr[n_q], dtype=np.float64)
     for b in prange(n_blocks):
-        stack = np.empty(256, dtype=np.int64)
-        stack_d = np.empty(256, dtype=np.float64)
+        stack = np.empty(cap, dtype=np.int64)
+        stack_d = np.empty(cap, dtype=np.float64)
         for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
-            _, stack, stack_d = _reverse_one(
+            _reverse_one(
                 Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
                 mk, stack, stack_d, out_node, out_dist, indptr[i], True, code, p, w, user,
             )
