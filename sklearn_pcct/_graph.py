@@ -127,16 +127,7 @@ def graph_after_insert(graph, new_state, new_ids, X_new, backend, n_threads=1):
     tau[old] = dist[old, count[old] - 1]
     q, x, d = backend.reverse_knn(tree, X_new, tau, n_threads)
     if x.size:
-        rows = np.unique(x)
-        cand_row = np.concatenate([np.repeat(rows, cap), x])
-        cand_ind = np.concatenate([ind[rows].ravel(), new_ids[q]])
-        cand_dist = np.concatenate([dist[rows].ravel(), d])
-        order = np.lexsort((cand_ind, cand_dist, cand_row))  # padding (inf) last
-        cand_ind, cand_dist = cand_ind[order], cand_dist[order]
-        start = np.searchsorted(cand_row[order], rows)
-        take = (start[:, None] + np.arange(cap)).ravel()
-        ind[rows] = cand_ind[take].reshape(-1, cap)
-        dist[rows] = cand_dist[take].reshape(-1, cap)
+        backend.merge_rows(ind, dist, x, new_ids[q], d, n_threads)
     ind[new_ids, :held] = i_new
     dist[new_ids, :held] = d_new
     return KNNGraph(*_readonly(ind, dist), graph.k)

@@ -271,3 +271,29 @@ def test_build_is_the_same_with_flat_or_dynamic_locate(n_threads, monkeypatch, r
             b.node_field(getattr(dyn, name), nodes, floating=True),
         )
     check_tree_invariants(BACKEND.freeze(a))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_merge_rows_keeps_the_first_entries_of_each_merged_row(n_threads, rng):
+    n, cap = 40, 5
+    ind = np.full((n, cap), -1)
+    dist = np.full((n, cap), np.inf)
+    lists = []
+    for r in range(n):  # sorted rows, some short (padded), many ties
+        c = int(rng.integers(0, cap + 1))
+        d = rng.integers(0, 4, c).astype(float)
+        ids = rng.choice(500, c, replace=False)
+        o = np.lexsort((ids, d))
+        ind[r, :c], dist[r, :c] = ids[o], d[o]
+        lists.append(list(zip(d[o].tolist(), ids[o].tolist(), strict=True)))
+    m = 70
+    rows = rng.integers(0, n, m)
+    new_ind = 500 + rng.permutation(m)
+    new_dist = rng.integers(0, 4, m).astype(float)
+    BACKEND.merge_rows(ind, dist, rows, new_ind, new_dist, n_threads)
+    for r in range(n):
+        merged = sorted(lists[r] + [(float(new_dist[t]), int(new_ind[t]))
+                                    for t in np.flatnonzero(rows == r)])[:cap]
+        merged += [(np.inf, -1)] * (cap - len(merged))
+        assert dist[r].tolist() == [e[0] for e in merged]
+        assert ind[r].tolist() == [e[1] for e in merged]

@@ -59,6 +59,9 @@ class Backend(Protocol):
     def reverse_knn(self, tree, Q, tau, n_threads):
         """``(q, x, dist)`` for every pair with ``d(Q[q], x) < tau[x]``."""
 
+    def merge_rows(self, ind, dist, rows, cand_ind, cand_dist, n_threads):
+        """Merge candidates into the sorted neighbour rows ``rows``, in place."""
+
     def knn(self, tree, Q, k, n_threads, progress=None):
         """``(dist, ind)`` of shape ``(n_queries, k)``, sorted by (dist, ind)."""
 

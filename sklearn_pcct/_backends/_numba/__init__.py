@@ -626,6 +626,24 @@ class NumbaBackend:
         )
         return self._knn(tree, Q, k, n_threads, qrank, rank, min_rank, progress)
 
+    def merge_rows(self, ind, dist, rows, cand_ind, cand_dist, n_threads):
+        """Merge candidate neighbours into rows of a padded neighbour list, in place.
+
+        ``ind`` / ``dist`` have shape ``(n, c)``, each row sorted by
+        ``(distance, index)`` and padded with ``-1`` / ``inf``; candidate
+        ``t`` (finite ``cand_dist[t]``, index ``cand_ind[t]``, not already in
+        the row) belongs to row ``rows[t]``. Each row keeps the ``c`` first
+        entries of the merged order.
+        """
+        order = np.lexsort((cand_ind, cand_dist, rows))
+        rows, cand_ind, cand_dist = rows[order], cand_ind[order], cand_dist[order]
+        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if rows.size else rows
+        start = np.append(first, rows.size).astype(np.int64)
+        with _threads(n_threads):
+            kg.merge_rows(ind, dist, np.ascontiguousarray(rows[first]), start,
+                          np.ascontiguousarray(cand_ind, dtype=np.int64),
+                          np.ascontiguousarray(cand_dist, dtype=np.float64))
+
     def reverse_knn(self, tree, Q, tau, n_threads):
         """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the samples ``x`` of ``tree``.
 

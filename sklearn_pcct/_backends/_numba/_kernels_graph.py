@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from ._metrics import distance
 
-__all__ = ["subtree_max", "reverse_pairs"]
+__all__ = ["subtree_max", "reverse_pairs", "merge_rows"]
 
 
 @njit(cache=True)
@@ -107,3 +107,46 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
                 mk, stack, stack_d, out_node, out_dist, indptr[i], True, code, p, w, user,
             )
     return indptr, out_node, out_dist
+
+
+@njit(cache=True, parallel=True)
+def merge_rows(ind, dist, rows, start, new_ind, new_dist):
+    """Merge candidates into sorted neighbour rows, in place.
+
+    Row ``rows[j]`` of ``ind`` / ``dist`` (sorted by ``(distance, index)``,
+    padded with ``-1`` / ``inf`` at the end) receives the candidates
+    ``start[j] .. start[j + 1] - 1`` of ``new_ind`` / ``new_dist`` (sorted
+    the same way, finite); the row keeps its first ``ind.shape[1]``
+    entries of the merged order. The rows must be distinct.
+    """
+    cap = ind.shape[1]
+    n_rows = rows.shape[0]
+    n_blocks = min(n_rows, 256)
+    for b in prange(n_blocks):
+        old_i = np.empty(cap, dtype=np.int64)
+        old_d = np.empty(cap, dtype=np.float64)
+        for j in range(b * n_rows // n_blocks, (b + 1) * n_rows // n_blocks):
+            r = rows[j]
+            for t in range(cap):
+                old_i[t] = ind[r, t]
+                old_d[t] = dist[r, t]
+            a = 0
+            c = start[j]
+            stop = start[j + 1]
+            for t in range(cap):  # a + (c - start[j]) == t, so a < cap below
+                if c >= stop:
+                    take_new = False
+                elif old_i[a] == -1:  # padding: after every candidate
+                    take_new = True
+                else:
+                    take_new = new_dist[c] < old_d[a] or (
+                        new_dist[c] == old_d[a] and new_ind[c] < old_i[a]
+                    )
+                if take_new:
+                    ind[r, t] = new_ind[c]
+                    dist[r, t] = new_dist[c]
+                    c += 1
+                else:
+                    ind[r, t] = old_i[a]
+                    dist[r, t] = old_d[a]
+                    a += 1
