@@ -35,7 +35,8 @@ def locate_layout(P, ip, fp, cm, root, n_nodes):
     root), its children are the positions ``child_start[t] ..
     child_stop[t] - 1`` (in the order of the dynamic child list: level
     descending, id ascending), ``scale[t] = 2^l`` for its level ``l`` and
-    ``points[t]`` is its point.
+    ``points[t]`` is its point (``parent_dist[0]``, the root's, is never
+    read).
     """
     node, cs, ce, _ = dfs_layout(ip, cm, root, n_nodes)
     m = node.shape[0]
@@ -51,7 +52,6 @@ def locate_layout(P, ip, fp, cm, root, n_nodes):
             radius[t] = _gf(fp, cm, RADIUS, v)
             pdist[t] = _gf(fp, cm, PDIST, v)
             points[t, :] = P[_gi(ip, cm, ROW, v), :]
-    pdist[0] = 0.0
     return node, cs, ce, scale, radius, pdist, points
 
 
@@ -59,6 +59,10 @@ def locate_layout(P, ip, fp, cm, root, n_nodes):
 def _search_flat(P, r, node, cs, ce, scale, radius, pdist, points, h_lb, h_node, h_d,
                  code, p, w, user):
     """:func:`._kernels_update._search` for a new point on the flat copy.
+
+    The same rules line by line (only the child loop and the field reads
+    differ): a change to one must be made to the other;
+    ``tests/test_kernels.py`` checks that both return the same results.
 
     Returns ``(J, parent, d(x, parent), dup, n_evaluations)`` with ``parent``
     and ``dup`` as positions of the flat copy.

@@ -154,7 +154,9 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
     without, the search only reads the tree (the result is the same: the
     caller raises the root before linking). Returns ``(J, parent, d(x, parent), dup,
     n_evaluations, heap)`` where ``dup`` is a node at distance zero (new
-    points only), else ``-1``.
+    points only), else ``-1``. Batch rounds run the same search on a flat
+    copy of the tree (:func:`._kernels_locate._search_flat`): keep the two
+    in step.
     """
     h_lb, h_node, h_d = heap
     root_row = _gi(ip, cm, ROW, root)
