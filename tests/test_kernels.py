@@ -235,7 +235,7 @@ def test_flat_locate_equals_dynamic_locate_and_brute_force(data, metric, rng):
     assert np.array_equal(np.sort(layout[0]), np.flatnonzero(tree.node_field(
         dyn.COUNT, np.arange(tree.n_nodes)) > 0))
     for n_blocks in (1, 5):
-        flat = kl.locate_flat(P, ids, *layout, n_blocks, *args)
+        flat = kl.locate_flat(P, ids, np.zeros(0, dtype=np.int64), *layout, n_blocks, *args)
         dyn_ = kbt.locate(P, ids, ip, fp, cm, tree.root, n_blocks, *args)
         for a, b in zip(flat, dyn_, strict=True):
             np.testing.assert_array_equal(a, b)  # same nodes visited: same counts too
@@ -297,3 +297,69 @@ def test_merge_rows_keeps_the_first_entries_of_each_merged_row(n_threads, rng):
         merged += [(np.inf, -1)] * (cap - len(merged))
         assert dist[r].tolist() == [e[0] for e in merged]
         assert ind[r].tolist() == [e[1] for e in merged]
+
+
+def _same_dynamic_trees(a, b):
+    assert a.n_nodes == b.n_nodes and a.root == b.root
+    nodes = np.arange(a.n_nodes)
+    for name in ("ROW", "LEVEL", "PARENT", "FIRST", "NEXT", "COUNT"):
+        np.testing.assert_array_equal(a.node_field(getattr(dyn, name), nodes),
+                                      b.node_field(getattr(dyn, name), nodes), err_msg=name)
+    for name in ("PDIST", "RADIUS"):
+        np.testing.assert_array_equal(
+            a.node_field(getattr(dyn, name), nodes, floating=True),
+            b.node_field(getattr(dyn, name), nodes, floating=True), err_msg=name,
+        )
+
+
+@pytest.mark.parametrize(
+    "data", ["uniform", "duplicates", "grid_ties", "tiny_offset", "float32", "clustered"]
+)
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_removal_is_the_same_with_flat_or_one_by_one_reattachment(
+    data, metric, n_threads, monkeypatch, rng
+):
+    # the orphans of a removal located on a flat copy, block by block, then
+    # improved by the subtrees of the earlier orphans of their block, must give
+    # the tree of re-attaching them one by one on the dynamic tree
+    import sklearn_pcct._backends._numba as nb
+
+    if data == "grid_ties":
+        X = np.stack(np.meshgrid(np.arange(25.0), np.arange(25.0)), -1).reshape(-1, 2)
+        X = X[rng.permutation(len(X))]
+    elif data == "tiny_offset":
+        X = 1e8 + 1e-4 * rng.random((600, 3))
+    elif data == "clustered":
+        X = rng.normal(size=(600, 3)) * 0.01 + rng.integers(0, 4, (600, 1))
+    else:
+        X = rng.random((600, 3))
+    if data == "duplicates":
+        X = X[rng.integers(0, 200, len(X))]
+    if data == "float32":
+        X = X.astype(np.float32)
+    spec = MetricSpec(metric)
+    tree = BACKEND.build_dynamic(X, spec, n_threads)
+    removals = [rng.choice(len(X), 150, replace=False)]
+    removals.append(rng.choice(np.setdiff1d(np.arange(len(X)), removals[0]), 100,
+                               replace=False))
+    removals.append(None)  # the root's samples
+    monkeypatch.setattr(nb, "_REATTACH_PROBE", 1)
+    monkeypatch.setattr(nb, "_REATTACH_BLOCK", 7)  # many blocks, orphans across blocks
+    results = []
+    for ratio in (0.0, np.inf):  # flat blocks / one by one
+        monkeypatch.setattr(nb, "_FLAT_LOCATE_RATIO", ratio)
+        t = tree
+        for ids in removals:
+            if ids is None:
+                ids = np.flatnonzero(t.id_node() == t.root)
+            t = BACKEND.remove(t, ids, n_threads)
+        results.append(t)
+    _same_dynamic_trees(*results)
+    frozen = BACKEND.freeze(results[0])
+    check_tree_invariants(frozen)
+    live = results[0].live_ids()
+    Q = rng.random((20, X.shape[1])).astype(X.dtype) if data != "tiny_offset" else X[:20]
+    d, i = BACKEND.knn(frozen, Q, 5, n_threads)
+    D = pairwise_distances(Q, X[live], spec)
+    np.testing.assert_allclose(d, np.sort(D, axis=1)[:, :5], rtol=1e-12, atol=0)

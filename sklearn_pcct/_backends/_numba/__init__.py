@@ -184,6 +184,13 @@ _DENSE_CONFLICTS_MAX = 4096
 _FLAT_LOCATE_RATIO = 1.0
 # The first round measures the evaluations per point on this many points.
 _LOCATE_PROBE = 64
+# A removal re-attaches its first orphans one by one on the dynamic tree,
+# this many, to measure their search cost, and the others block by block:
+# each block is located on a flat copy of the tree (when the same ratio
+# says it is cheaper) and then checked pair by pair within the block.
+_REATTACH_PROBE = 16
+_NO_FLOORS = np.zeros(0, dtype=np.int64)  # locate_flat: new points
+_REATTACH_BLOCK = 2048
 
 
 def _extended_map(cmap, n_chunks):
@@ -384,7 +391,7 @@ class NumbaBackend:
         rest = rnd[start:]
         if rest.size and evals_per_point * rest.size >= _FLAT_LOCATE_RATIO * n_nodes:
             layout = kl.locate_layout(P, ints, floats, cm, root, n_nodes)
-            parts.append(kl.locate_flat(P, rest, *layout, n_blocks, *args))
+            parts.append(kl.locate_flat(P, rest, _NO_FLOORS, *layout, n_blocks, *args))
         elif rest.size:
             parts.append(kbt.locate(P, rest, ints, floats, cm, root, n_blocks, *args))
         J, par, pd, dup = (np.concatenate([q[f] for q in parts]) for f in range(4))
@@ -406,14 +413,51 @@ class NumbaBackend:
         top = np.array([node_pool.top], dtype=np.int64)
         dtop = np.array([id_pool.top], dtype=np.int64)
         base, dbase = int(top[0]), int(dtop[0])
-        root, _, _, _ = ku.remove_ids(
-            _readonly(tree.points.data), ids, node_pool.ints, node_pool.floats, cm,
-            top, base, id_pool.ints, dm, dtop, dbase, tree.root,
-            *_metric_args(tree.metric),
+        ints, floats = node_pool.ints, node_pool.floats
+        root, _, orph = ku.detach_ids(
+            ids, ints, floats, cm, top, base, id_pool.ints, dm, dtop, dbase, tree.root
         )
+        if orph.size:
+            self._reattach(_readonly(tree.points.data), orph, ints, floats, cm, top, base,
+                           root, tree.n_nodes, root != tree.root,
+                           _metric_args(tree.metric), n_threads)
         node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
         return self._version(tree, cm, dm, tree.n_nodes, tree.n_ids, root,
                              tree.n_live - ids.size, top, dtop, base=(base, dbase))
+
+    @staticmethod
+    def _reattach(P, orph, ints, floats, cm, top, base, root, n_nodes, new_root, args,
+                  n_threads):
+        """Re-attach the orphans of a removal (:func:`._kernels_update.reattach`).
+
+        The result is the tree of re-attaching them one by one on the
+        dynamic tree. A removal whose searches cost more evaluations than
+        the tree has nodes (measured on its first orphans) locates the
+        others block by block on a flat copy of the tree, in parallel, and
+        searches again only the orphans an earlier one of their block may
+        have changed. Under a new root (the old one was removed) the other
+        orphans hang outside any copy: one by one.
+        """
+        empty_i = np.zeros(0, dtype=np.int64)
+        none = (empty_i, empty_i, np.zeros(0))
+        start = orph.size if new_root else min(orph.size, _REATTACH_PROBE)
+        evals, _ = ku.reattach(P, orph[:start], *none, ints, floats, cm, top, base, root,
+                               *args)
+        rest = orph[start:]
+        if rest.size == 0:
+            return
+        if evals / start * rest.size < _FLAT_LOCATE_RATIO * n_nodes:
+            ku.reattach(P, rest, *none, ints, floats, cm, top, base, root, *args)
+            return
+        with _threads(n_threads) as nt:
+            for lo in range(0, rest.size, _REATTACH_BLOCK):
+                block = rest[lo : lo + _REATTACH_BLOCK]
+                rows, floors = ku.rows_and_floors(block, ints, cm)
+                layout = kl.locate_layout(P, ints, floats, cm, root, n_nodes)
+                J, par, pd, _, _ = kl.locate_flat(
+                    P, rows, floors, *layout, max(1, min(block.size, nt * 64)), *args
+                )
+                ku.reattach(P, block, J, par, pd, ints, floats, cm, top, base, root, *args)
 
     @staticmethod
     def _version(tree, cm, dm, n_nodes, n_ids, root, n_live, top, dtop, base=None):

@@ -17,7 +17,7 @@ dynamic search returns (node ids are mapped back).
 import numpy as np
 from numba import njit, prange
 
-from ..._dynamic import LEVEL, PDIST, RADIUS, ROW
+from ..._dynamic import LEVEL, NO_LEVEL, PDIST, RADIUS, ROW
 from ._heaps import heap_pop, heap_push
 from ._kernels_build import ceil_log2, pow2
 from ._kernels_update import _gf, _gi, dfs_layout
@@ -30,16 +30,17 @@ __all__ = ["locate_layout", "locate_flat"]
 def locate_layout(P, ip, fp, cm, root, n_nodes):
     """Depth-first flat copy of the tree for :func:`locate_flat`.
 
-    Returns ``(node, child_start, child_stop, scale, radius, parent_dist,
-    points)``: position ``t`` holds node ``node[t]`` (position 0 is the
-    root), its children are the positions ``child_start[t] ..
+    Returns ``(node, child_start, child_stop, level, scale, radius,
+    parent_dist, points)``: position ``t`` holds node ``node[t]`` (position
+    0 is the root), its children are the positions ``child_start[t] ..
     child_stop[t] - 1`` (in the order of the dynamic child list: level
-    descending, id ascending), ``scale[t] = 2^l`` for its level ``l`` and
-    ``points[t]`` is its point (``parent_dist[0]``, the root's, is never
-    read).
+    descending, id ascending), ``level[t]`` is its level ``l``,
+    ``scale[t] = 2^l`` and ``points[t]`` is its point (``parent_dist[0]``,
+    the root's, is never read).
     """
     node, cs, ce, _ = dfs_layout(ip, cm, root, n_nodes)
     m = node.shape[0]
+    level = np.empty(m, dtype=np.int64)
     scale = np.empty(m, dtype=np.float64)
     radius = np.empty(m, dtype=np.float64)
     pdist = np.empty(m, dtype=np.float64)
@@ -48,30 +49,36 @@ def locate_layout(P, ip, fp, cm, root, n_nodes):
     for b in prange(n_blocks):
         for t in range(b * m // n_blocks, (b + 1) * m // n_blocks):
             v = node[t]
-            scale[t] = pow2(_gi(ip, cm, LEVEL, v))
+            level[t] = _gi(ip, cm, LEVEL, v)
+            scale[t] = pow2(level[t])
             radius[t] = _gf(fp, cm, RADIUS, v)
             pdist[t] = _gf(fp, cm, PDIST, v)
             points[t, :] = P[_gi(ip, cm, ROW, v), :]
-    return node, cs, ce, scale, radius, pdist, points
+    return node, cs, ce, level, scale, radius, pdist, points
 
 
 @njit(cache=True)
-def _search_flat(P, r, node, cs, ce, scale, radius, pdist, points, h_lb, h_node, h_d,
-                 code, p, w, user):
-    """:func:`._kernels_update._search` for a new point on the flat copy.
+def _search_flat(P, r, floor, node, cs, ce, level, scale, radius, pdist, points,
+                 h_lb, h_node, h_d, code, p, w, user):
+    """:func:`._kernels_update._search` on the flat copy (without ``raise_root``).
 
     The same rules line by line (only the child loop and the field reads
     differ): a change to one must be made to the other;
     ``tests/test_kernels.py`` checks that both return the same results.
+    ``floor`` is ``NO_LEVEL + 1`` for a new point and ``l(x) + 1`` for an
+    orphan ``x`` (see :func:`._kernels_update.reattach`).
 
     Returns ``(J, parent, d(x, parent), dup, n_evaluations)`` with ``parent``
     and ``dup`` as positions of the flat copy.
     """
+    new_point = floor <= NO_LEVEL + 1
     d_root = distance(P, r, points, 0, code, p, w, user)
     n_eval = 1
-    if d_root == 0.0:
+    if d_root == 0.0 and new_point:
         return 0, 0, 0.0, 0, n_eval
-    J = ceil_log2(d_root)
+    J = floor
+    if d_root > 0.0:
+        J = max(floor, ceil_log2(d_root))
     par = 0
     par_d = d_root
     two_J = pow2(J)
@@ -90,6 +97,8 @@ def _search_flat(P, r, node, cs, ce, scale, radius, pdist, points, h_lb, h_node,
         if lb > 0.5 * scale[a]:
             continue
         for c in range(cs[a], ce[a]):
+            if level[c] < floor:
+                break  # this child and the rest (levels descending) are too low
             sc = scale[c]
             reach = sc
             if two_J < reach:
@@ -99,10 +108,12 @@ def _search_flat(P, r, node, cs, ce, scale, radius, pdist, points, h_lb, h_node,
                 continue
             dc = distance(P, r, points, c, code, p, w, user)
             n_eval += 1
-            if dc == 0.0:
+            if dc == 0.0 and new_point:
                 return 0, c, 0.0, c, n_eval
             if dc <= sc:
-                cl = ceil_log2(dc)
+                cl = floor
+                if dc > 0.0:
+                    cl = max(floor, ceil_log2(dc))
                 if cl < J or (cl == J and (dc < par_d or (dc == par_d and node[c] < node[par]))):
                     J = cl
                     par = c
@@ -122,12 +133,15 @@ def _search_flat(P, r, node, cs, ce, scale, radius, pdist, points, h_lb, h_node,
 
 
 @njit(cache=True, parallel=True)
-def locate_flat(P, ids, node, cs, ce, scale, radius, pdist, points, n_blocks,
-                code, p, w, user):
+def locate_flat(P, ids, floors, node, cs, ce, level, scale, radius, pdist, points,
+                n_blocks, code, p, w, user):
     """:func:`._kernels_batch.locate` on the flat copy of :func:`locate_layout`.
 
-    Returns ``(J, parent, parent_dist, dup, n_evaluations)`` with node ids
-    of the dynamic tree, the same as :func:`._kernels_batch.locate`.
+    ``P[ids[t]]`` is searched with the floor ``floors[t]`` (an empty
+    ``floors``: new points, ``NO_LEVEL + 1`` for all). Returns ``(J, parent,
+    parent_dist, dup, n_evaluations)`` with node ids of the dynamic tree,
+    the same as :func:`._kernels_batch.locate` (and, for orphans, as
+    :func:`._kernels_update._search` on the tree the copy was taken of).
     """
     m = ids.shape[0]
     J = np.empty(m, dtype=np.int64)
@@ -136,14 +150,16 @@ def locate_flat(P, ids, node, cs, ce, scale, radius, pdist, points, n_blocks,
     dup = np.empty(m, dtype=np.int64)
     n_eval = np.zeros(n_blocks, dtype=np.int64)
     cap = max(1, node.shape[0])  # each node enters a search's heap at most once
+    given = floors.shape[0] > 0
     for b in prange(n_blocks):
         h_lb = np.empty(cap, dtype=np.float64)
         h_node = np.empty(cap, dtype=np.int64)
         h_d = np.empty(cap, dtype=np.float64)
         for t in range(b * m // n_blocks, (b + 1) * m // n_blocks):
+            fl = floors[t] if given else NO_LEVEL + 1
             j, a, d, du, ne = _search_flat(
-                P, ids[t], node, cs, ce, scale, radius, pdist, points, h_lb, h_node,
-                h_d, code, p, w, user,
+                P, ids[t], fl, node, cs, ce, level, scale, radius, pdist, points, h_lb,
+                h_node, h_d, code, p, w, user,
             )
             J[t] = j
             par[t] = node[a]

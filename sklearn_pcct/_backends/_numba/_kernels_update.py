@@ -43,7 +43,7 @@ from ._heaps import heap_pop, heap_push
 from ._kernels_build import ceil_log2, pow2
 from ._metrics import distance
 
-__all__ = ["insert_ids", "remove_ids", "dfs_layout"]
+__all__ = ["insert_ids", "remove_ids", "detach_ids", "reattach", "rows_and_floors", "dfs_layout"]
 
 
 @njit(cache=True, inline="always")
@@ -306,7 +306,30 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
                root, code, p, w, user):
     """Remove the samples ``ids`` (all live, distinct) and repair the tree.
 
-    Returns ``(root, n_removed_nodes, n_orphans, n_distance_evaluations)``.
+    :func:`detach_ids`, then :func:`reattach` of every orphan on the tree
+    as it grows (the sequential reference; the backend places the orphans
+    of a large removal on a flat copy first). Returns ``(root,
+    n_removed_nodes, n_orphans, n_distance_evaluations)``.
+    """
+    root, n_dead, orph = detach_ids(ids, ip, fp, cm, top, base, dp, dm, dtop, dbase, root)
+    empty_i = np.zeros(0, dtype=np.int64)
+    n_eval, _ = reattach(
+        P, orph, empty_i, empty_i, np.zeros(0), ip, fp, cm, top, base, root,
+        code, p, w, user,
+    )
+    return root, n_dead, orph.shape[0], n_eval
+
+
+@njit(cache=True)
+def detach_ids(ids, ip, fp, cm, top, base, dp, dm, dtop, dbase, root):
+    """Remove the samples ``ids`` (all live, distinct) and detach the orphans.
+
+    Nodes that lose their last sample leave their (live) parents' lists;
+    their live children (the orphans) stay detached, each with its subtree.
+    When the root is removed, the orphan of highest level (then smallest
+    id) becomes the root. Returns ``(root, n_removed_nodes, orphans)`` with
+    the other orphans in the order :func:`reattach` must place them: level
+    descending, then id ascending (``root`` is ``-1`` when nothing is left).
     """
     dead = np.empty(ids.shape[0], dtype=np.int64)
     n_dead = 0
@@ -320,7 +343,7 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
             dead[n_dead] = v
             n_dead += 1
     if n_dead == 0:
-        return root, 0, 0, 0
+        return root, 0, np.zeros(0, dtype=np.int64)
     # orphans: live children of removed nodes; removed nodes leave their
     # (live) parents' lists
     n_orph = 0
@@ -345,7 +368,7 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
             _unlink_child(ip, fp, cm, top, base, par, v)
     if _gi(ip, cm, COUNT, root) == 0:
         if n_orph == 0:
-            return -1, n_dead, 0, 0
+            return -1, n_dead, np.zeros(0, dtype=np.int64)
         # the orphan of highest level (then smallest id) becomes the root
         best = 0
         for t in range(1, n_orph):
@@ -371,20 +394,117 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
             sorted_orph[s] = sorted_orph[s - 1]
             sorted_orph[s - 1] = tmp
             s -= 1
-    heap = new_search_heap(cm)
+    return root, n_dead, sorted_orph
+
+
+@njit(cache=True)
+def _improve(P, xr, y, floor, J, par, par_d, ip, fp, cm, stack, code, p, w, user):
+    """The best of ``(J, par, par_d)`` and the nodes of the subtree of ``y``.
+
+    The subtree's nodes are scored as :func:`_search` scores the nodes of
+    the tree for the point ``P[xr]`` with ``floor``: a node ``c`` of level
+    ``>= floor`` with ``d(x, c) <= 2^l(c)`` has the key ``(max(floor,
+    ceil_log2 d(x, c)), d(x, c), c)``, and the smallest key wins. The walk
+    prunes with the same bounds. Returns ``(J, parent, d(x, parent),
+    n_distance_evaluations)``.
+    """
     n_eval = 0
-    for t in range(n_orph):
-        x = sorted_orph[t]
+    if _gi(ip, cm, LEVEL, y) < floor:
+        return J, par, par_d, n_eval
+    stack[0] = y
+    top = 1
+    while top > 0:
+        top -= 1
+        a = stack[top]
+        la = _gi(ip, cm, LEVEL, a)
+        da = distance(P, xr, P, _gi(ip, cm, ROW, a), code, p, w, user)
+        n_eval += 1
+        if da <= pow2(la):
+            cl = floor
+            if da > 0.0:
+                cl = max(floor, ceil_log2(da))
+            if cl < J or (cl == J and (da < par_d or (da == par_d and a < par))):
+                J = cl
+                par = a
+                par_d = da
+        sub = pow2(la - 1)
+        two_J = pow2(J)
+        if two_J < sub:
+            sub = two_J
+        if da - _gf(fp, cm, RADIUS, a) <= sub:
+            c = _gi(ip, cm, FIRST, a)
+            while c != -1 and _gi(ip, cm, LEVEL, c) >= floor:
+                stack[top] = c
+                top += 1
+                c = _gi(ip, cm, NEXT, c)
+    return J, par, par_d, n_eval
+
+
+@njit(cache=True)
+def reattach(P, orph, J0, par0, pd0, ip, fp, cm, top, base, root, code, p, w, user):
+    """Re-attach the detached orphans ``orph``, one after the other, in place.
+
+    Orphan ``x`` (level ``l``) is searched with the floor ``l + 1`` (it may
+    only rise) on the tree as it stands, the orphans before it included,
+    then linked with :func:`_attach`. The result of that search is the
+    best node ``c`` (level ``>= l + 1``, ``d(x, c) <= 2^l(c)``) by the key
+    ``(max(l + 1, ceil_log2 d(x, c)), d(x, c), id)`` (the search prunes
+    only what cannot win), and the tree at ``x``'s turn is the tree before
+    the orphans plus the subtrees of the orphans re-attached before ``x``.
+    So when ``J0`` is given -- the results of the same searches on the
+    tree *before* any of these orphans was re-attached
+    (:func:`._kernels_locate.locate_flat`) -- the result for ``x`` is the
+    best of ``J0[t]``, ``par0[t]``, ``pd0[t]`` and the nodes of those
+    subtrees (:func:`_improve`). The tree is the same as with every search
+    done here (empty ``J0``). Returns ``(n_distance_evaluations,
+    n_results_changed_by_earlier_orphans)``.
+    """
+    heap = new_search_heap(cm)
+    stack = heap[1]  # _improve and _search never run at the same time
+    n_eval = 0
+    n_changed = 0
+    given = J0.shape[0] > 0
+    for t in range(orph.shape[0]):
+        x = orph[t]
         lx = _gi(ip, cm, LEVEL, x)
-        J, par, par_d, _, ne, heap = _search(
-            P, _gi(ip, cm, ROW, x), lx + 1, ip, fp, cm, top, base, root, heap, True,
-            code, p, w, user,
-        )
-        n_eval += ne
+        xr = _gi(ip, cm, ROW, x)
+        if not given:
+            J, par, par_d, _, ne, heap = _search(
+                P, xr, lx + 1, ip, fp, cm, top, base, root, heap, True, code, p, w, user,
+            )
+            n_eval += ne
+        else:
+            J, par, par_d = J0[t], par0[t], pd0[t]
+            for s in range(t):
+                J, par, par_d, ne = _improve(P, xr, orph[s], lx + 1, J, par, par_d,
+                                             ip, fp, cm, stack, code, p, w, user)
+                n_eval += ne
+            if par != par0[t]:
+                n_changed += 1
+            # what the search's raise_root does: the root's level reaches
+            # the search's starting J
+            d_root = distance(P, xr, P, _gi(ip, cm, ROW, root), code, p, w, user)
+            n_eval += 1
+            J_start = lx + 1
+            if d_root > 0.0:
+                J_start = max(lx + 1, ceil_log2(d_root))
+            if _gi(ip, cm, LEVEL, root) < J_start:
+                _si(ip, fp, cm, top, base, LEVEL, root, J_start)
         if J - 1 != lx:
             _si(ip, fp, cm, top, base, LEVEL, x, J - 1)
         n_eval += _attach(P, x, par, par_d, ip, fp, cm, top, base, code, p, w, user)
-    return root, n_dead, n_orph, n_eval
+    return n_eval, n_changed
+
+
+@njit(cache=True)
+def rows_and_floors(nodes, ip, cm):
+    """Per node: its point's row and its search floor ``l(v) + 1`` (orphans)."""
+    rows = np.empty(nodes.shape[0], dtype=np.int64)
+    floors = np.empty(nodes.shape[0], dtype=np.int64)
+    for t in range(nodes.shape[0]):
+        rows[t] = _gi(ip, cm, ROW, nodes[t])
+        floors[t] = _gi(ip, cm, LEVEL, nodes[t]) + 1
+    return rows, floors
 
 
 @njit(cache=True)
