@@ -363,3 +363,29 @@ def test_removal_is_the_same_with_flat_or_one_by_one_reattachment(
     d, i = BACKEND.knn(frozen, Q, 5, n_threads)
     D = pairwise_distances(Q, X[live], spec)
     np.testing.assert_allclose(d, np.sort(D, axis=1)[:, :5], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("slab", [1, 128])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("data", ["uniform", "duplicates"])
+def test_reverse_knn_equals_brute_force(slab, n_threads, data, monkeypatch, rng):
+    # every pair (i, x) with d(Q[i], x) < tau[x]; slab=1 overflows the
+    # per-block slabs, so those blocks are searched a second time
+    import sklearn_pcct._backends._numba as nb
+
+    monkeypatch.setattr(nb, "_REVERSE_SLAB", slab)
+    X = rng.random((700, 3))
+    if data == "duplicates":
+        X = X[rng.integers(0, 150, len(X))]
+    spec = MetricSpec("euclidean")
+    tree = BACKEND.build(X, spec, n_threads)
+    Q = np.concatenate([rng.random((300, 3)), X[:20]])
+    tau = rng.uniform(0.0, 0.3, len(X))
+    tau[rng.random(len(X)) < 0.1] = -np.inf  # excluded samples
+    q, x, d = BACKEND.reverse_knn(tree, Q, tau, n_threads)
+    D = pairwise_distances(Q, X, spec)
+    want = set(zip(*np.nonzero(D < tau[None, :]), strict=True))
+    got = list(zip(q.tolist(), x.tolist(), strict=True))
+    assert len(got) == len(set(got)) == len(want)
+    assert set(got) == {(int(a), int(b)) for a, b in want}
+    np.testing.assert_allclose(d, D[q, x], rtol=1e-12, atol=0)

@@ -190,6 +190,10 @@ _LOCATE_PROBE = 64
 # says it is cheaper) and then checked pair by pair within the block.
 _REATTACH_PROBE = 16
 _NO_FLOORS = np.zeros(0, dtype=np.int64)  # locate_flat: new points
+# The reverse search of the live graph keeps each block's pairs in a slab of
+# this many entries per new point (a new point enters about k rows); a block
+# that overflows is searched again.
+_REVERSE_SLAB = 128
 _REATTACH_BLOCK = 2048
 
 
@@ -709,7 +713,8 @@ class NumbaBackend:
         with _threads(n_threads):
             indptr, node, dist = kg.reverse_pairs(
                 Q, tree.points, tree.parent_dist, tree.radius, tree.child_start,
-                tree.child_stop, _readonly(tau_node), _readonly(mk), code, p, w, user,
+                tree.child_stop, _readonly(tau_node), _readonly(mk), _REVERSE_SLAB, code, p,
+                w, user,
             )
         q = np.repeat(np.arange(Q.shape[0]), np.diff(indptr))
         # expand nodes to their samples (representative and duplicates)

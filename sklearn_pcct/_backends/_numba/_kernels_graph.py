@@ -73,39 +73,64 @@ def _reverse_one(Q, i, points, parent_dist, radius, child_start, child_stop,
 
 @njit(cache=True, parallel=True)
 def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
-                  tau_node, mk, code, p, w, user):
+                  tau_node, mk, slab_per_query, code, p, w, user):
     """Nodes ``v`` with ``d(Q[i], v) < tau_node[v]``, for every query ``i``.
 
-    Returns ``(indptr, node, dist)`` in CSR layout over the queries.
+    Returns ``(indptr, node, dist)`` in CSR layout over the queries. One
+    search per query: each block of queries collects its pairs in a slab of
+    its own (``slab_per_query`` entries per query), copied to the output
+    once the counts are known; a block that overflows its slab is searched
+    a second time, straight into the output.
     """
     n_q = Q.shape[0]
     indptr = np.zeros(n_q + 1, dtype=np.int64)
-    dummy_i = np.empty(0, dtype=np.int64)
-    dummy_d = np.empty(0, dtype=np.float64)
-    n_blocks = min(n_q, 256)
+    n_blocks = max(1, min(n_q, 256))
     # sized once (a grown, replaced array would be reference-counted by Numba
     # on every push); np.empty does not touch the pages a search never reaches
     cap = max(1, points.shape[0])
+    slab = max(1, slab_per_query) * (n_q // n_blocks + 1)
+    slab_node = np.empty(n_blocks * slab, dtype=np.int64)
+    slab_dist = np.empty(n_blocks * slab, dtype=np.float64)
+    over = np.zeros(n_blocks, dtype=np.bool_)
     for b in prange(n_blocks):
         stack = np.empty(cap, dtype=np.int64)
         stack_d = np.empty(cap, dtype=np.float64)
+        one_node = np.empty(cap, dtype=np.int64)  # one query's pairs (<= one per node)
+        one_dist = np.empty(cap, dtype=np.float64)
+        used = 0
         for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
-            indptr[i + 1] = _reverse_one(
+            cnt = _reverse_one(
                 Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
-                mk, stack, stack_d, dummy_i, dummy_d, 0, False, code, p, w, user,
+                mk, stack, stack_d, one_node, one_dist, 0, True, code, p, w, user,
             )
+            indptr[i + 1] = cnt
+            if used + cnt > slab:
+                over[b] = True
+            if not over[b]:
+                for t in range(cnt):
+                    slab_node[b * slab + used + t] = one_node[t]
+                    slab_dist[b * slab + used + t] = one_dist[t]
+                used += cnt
     for i in range(n_q):
         indptr[i + 1] += indptr[i]
     out_node = np.empty(indptr[n_q], dtype=np.int64)
     out_dist = np.empty(indptr[n_q], dtype=np.float64)
     for b in prange(n_blocks):
-        stack = np.empty(cap, dtype=np.int64)
-        stack_d = np.empty(cap, dtype=np.float64)
-        for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
-            _reverse_one(
-                Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
-                mk, stack, stack_d, out_node, out_dist, indptr[i], True, code, p, w, user,
-            )
+        lo = b * n_q // n_blocks
+        hi = (b + 1) * n_q // n_blocks
+        if not over[b]:
+            for t in range(indptr[hi] - indptr[lo]):
+                out_node[indptr[lo] + t] = slab_node[b * slab + t]
+                out_dist[indptr[lo] + t] = slab_dist[b * slab + t]
+        else:
+            stack = np.empty(cap, dtype=np.int64)
+            stack_d = np.empty(cap, dtype=np.float64)
+            for i in range(lo, hi):
+                _reverse_one(
+                    Q, i, points, parent_dist, radius, child_start, child_stop,
+                    tau_node, mk, stack, stack_d, out_node, out_dist, indptr[i], True,
+                    code, p, w, user,
+                )
     return indptr, out_node, out_dist
 
 
