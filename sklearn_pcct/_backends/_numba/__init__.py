@@ -184,17 +184,18 @@ _DENSE_CONFLICTS_MAX = 4096
 _FLAT_LOCATE_RATIO = 1.0
 # The first round measures the evaluations per point on this many points.
 _LOCATE_PROBE = 64
-# A removal re-attaches its first orphans one by one on the dynamic tree,
-# this many, to measure their search cost, and the others block by block:
-# each block is located on a flat copy of the tree (when the same ratio
-# says it is cheaper) and then checked pair by pair within the block.
-_REATTACH_PROBE = 16
 _NO_FLOORS = np.zeros(0, dtype=np.int64)  # locate_flat: new points
+# A removal re-attaches its first orphans one by one on the dynamic tree,
+# this many, to measure their search cost, and the others in blocks of
+# _REATTACH_BLOCK: each block is located on a flat copy of the tree (when the
+# same ratio says it is cheaper), then improved by the subtrees of the
+# earlier orphans of the block (quadratic in the block's size).
+_REATTACH_PROBE = 16
+_REATTACH_BLOCK = 2048
 # The reverse search of the live graph keeps each block's pairs in a slab of
 # this many entries per new point (a new point enters about k rows); a block
 # that overflows is searched again.
 _REVERSE_SLAB = 128
-_REATTACH_BLOCK = 2048
 
 
 def _extended_map(cmap, n_chunks):
@@ -437,16 +438,16 @@ class NumbaBackend:
         The result is the tree of re-attaching them one by one on the
         dynamic tree. A removal whose searches cost more evaluations than
         the tree has nodes (measured on its first orphans) locates the
-        others block by block on a flat copy of the tree, in parallel, and
-        searches again only the orphans an earlier one of their block may
-        have changed. Under a new root (the old one was removed) the other
+        others block by block on a flat copy of the tree, in parallel, then
+        gives each the better of that result and the nodes of the subtrees
+        of the earlier orphans of its block. Under a new root (the old one was removed) the other
         orphans hang outside any copy: one by one.
         """
         empty_i = np.zeros(0, dtype=np.int64)
         none = (empty_i, empty_i, np.zeros(0))
         start = orph.size if new_root else min(orph.size, _REATTACH_PROBE)
-        evals, _ = ku.reattach(P, orph[:start], *none, ints, floats, cm, top, base, root,
-                               *args)
+        evals = ku.reattach(P, orph[:start], *none, ints, floats, cm, top, base, root,
+                            *args)
         rest = orph[start:]
         if rest.size == 0:
             return

@@ -19,8 +19,8 @@ from numba import njit, prange
 
 from ..._dynamic import LEVEL, NO_LEVEL, PDIST, RADIUS, ROW
 from ._heaps import heap_pop, heap_push
-from ._kernels_build import ceil_log2, pow2
-from ._kernels_update import _gf, _gi, dfs_layout
+from ._kernels_build import pow2
+from ._kernels_update import _gf, _gi, beats, cover_level, dfs_layout
 from ._metrics import distance
 
 __all__ = ["locate_layout", "locate_flat"]
@@ -76,9 +76,7 @@ def _search_flat(P, r, floor, node, cs, ce, level, scale, radius, pdist, points,
     n_eval = 1
     if d_root == 0.0 and new_point:
         return 0, 0, 0.0, 0, n_eval
-    J = floor
-    if d_root > 0.0:
-        J = max(floor, ceil_log2(d_root))
+    J = cover_level(d_root, floor)
     par = 0
     par_d = d_root
     two_J = pow2(J)
@@ -111,16 +109,12 @@ def _search_flat(P, r, floor, node, cs, ce, level, scale, radius, pdist, points,
             if dc == 0.0 and new_point:
                 return 0, c, 0.0, c, n_eval
             if dc <= sc:
-                cl = floor
-                if dc > 0.0:
-                    cl = max(floor, ceil_log2(dc))
-                if cl < J or (cl == J and (dc < par_d or (dc == par_d and node[c] < node[par]))):
+                cl = cover_level(dc, floor)
+                if beats(cl, dc, node[c], J, par_d, node[par]):
                     J = cl
                     par = c
                     par_d = dc
                     two_J = pow2(J)
-                    if reach > two_J:
-                        reach = two_J
             if cs[c] < ce[c]:
                 sub = 0.5 * sc
                 if two_J < sub:

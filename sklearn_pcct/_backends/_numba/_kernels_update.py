@@ -131,6 +131,25 @@ def _unlink_child(ip, fp, cm, top, base, par, child):
         _si(ip, fp, cm, top, base, NEXT, prev, nxt)
 
 
+@njit(cache=True, inline="always")
+def cover_level(d, floor):
+    """The insertion search's level for a node at distance ``d``: ``max(floor, ceil_log2 d)``.
+
+    ``floor`` itself at ``d = 0`` (orphans; a new point at distance zero
+    joins the node instead).
+    """
+    cl = floor
+    if d > 0.0:
+        cl = max(floor, ceil_log2(d))
+    return cl
+
+
+@njit(cache=True, inline="always")
+def beats(cl, d, c, J, par_d, par):
+    """Whether node ``c`` (level ``cl``, distance ``d``) beats the best ``(J, par_d, par)``."""
+    return cl < J or (cl == J and (d < par_d or (d == par_d and c < par)))
+
+
 @njit(cache=True)
 def new_search_heap(cm):
     """Heap arrays for :func:`_search` on a tree whose chunk map is ``cm``.
@@ -164,9 +183,7 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
     n_eval = 1
     if d_root == 0.0 and floor <= NO_LEVEL + 1:
         return 0, root, 0.0, root, n_eval, heap
-    J = floor
-    if d_root > 0.0:
-        J = max(floor, ceil_log2(d_root))
+    J = cover_level(d_root, floor)
     if raise_root and _gi(ip, cm, LEVEL, root) < J:
         _si(ip, fp, cm, top, base, LEVEL, root, J)
     par = root
@@ -204,16 +221,12 @@ def _search(P, r, floor, ip, fp, cm, top, base, root, heap, raise_root, code, p,
             if dc == 0.0 and floor <= NO_LEVEL + 1:
                 return 0, c, 0.0, c, n_eval, (h_lb, h_node, h_d)
             if dc <= pow2(lc):
-                cl = floor
-                if dc > 0.0:
-                    cl = max(floor, ceil_log2(dc))
-                if cl < J or (cl == J and (dc < par_d or (dc == par_d and c < par))):
+                cl = cover_level(dc, floor)
+                if beats(cl, dc, c, J, par_d, par):
                     J = cl
                     par = c
                     par_d = dc
                     two_J = pow2(J)
-                    if reach > two_J:
-                        reach = two_J
             if _gi(ip, cm, FIRST, c) != -1:
                 sub = pow2(lc - 1)
                 if two_J < sub:
@@ -313,7 +326,7 @@ def remove_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
     """
     root, n_dead, orph = detach_ids(ids, ip, fp, cm, top, base, dp, dm, dtop, dbase, root)
     empty_i = np.zeros(0, dtype=np.int64)
-    n_eval, _ = reattach(
+    n_eval = reattach(
         P, orph, empty_i, empty_i, np.zeros(0), ip, fp, cm, top, base, root,
         code, p, w, user,
     )
@@ -420,10 +433,8 @@ def _improve(P, xr, y, floor, J, par, par_d, ip, fp, cm, stack, code, p, w, user
         da = distance(P, xr, P, _gi(ip, cm, ROW, a), code, p, w, user)
         n_eval += 1
         if da <= pow2(la):
-            cl = floor
-            if da > 0.0:
-                cl = max(floor, ceil_log2(da))
-            if cl < J or (cl == J and (da < par_d or (da == par_d and a < par))):
+            cl = cover_level(da, floor)
+            if beats(cl, da, a, J, par_d, par):
                 J = cl
                 par = a
                 par_d = da
@@ -456,13 +467,11 @@ def reattach(P, orph, J0, par0, pd0, ip, fp, cm, top, base, root, code, p, w, us
     (:func:`._kernels_locate.locate_flat`) -- the result for ``x`` is the
     best of ``J0[t]``, ``par0[t]``, ``pd0[t]`` and the nodes of those
     subtrees (:func:`_improve`). The tree is the same as with every search
-    done here (empty ``J0``). Returns ``(n_distance_evaluations,
-    n_results_changed_by_earlier_orphans)``.
+    done here (empty ``J0``). Returns the number of distance evaluations.
     """
     heap = new_search_heap(cm)
     stack = heap[1]  # _improve and _search never run at the same time
     n_eval = 0
-    n_changed = 0
     given = J0.shape[0] > 0
     for t in range(orph.shape[0]):
         x = orph[t]
@@ -479,21 +488,17 @@ def reattach(P, orph, J0, par0, pd0, ip, fp, cm, top, base, root, code, p, w, us
                 J, par, par_d, ne = _improve(P, xr, orph[s], lx + 1, J, par, par_d,
                                              ip, fp, cm, stack, code, p, w, user)
                 n_eval += ne
-            if par != par0[t]:
-                n_changed += 1
             # what the search's raise_root does: the root's level reaches
             # the search's starting J
             d_root = distance(P, xr, P, _gi(ip, cm, ROW, root), code, p, w, user)
             n_eval += 1
-            J_start = lx + 1
-            if d_root > 0.0:
-                J_start = max(lx + 1, ceil_log2(d_root))
+            J_start = cover_level(d_root, lx + 1)
             if _gi(ip, cm, LEVEL, root) < J_start:
                 _si(ip, fp, cm, top, base, LEVEL, root, J_start)
         if J - 1 != lx:
             _si(ip, fp, cm, top, base, LEVEL, x, J - 1)
         n_eval += _attach(P, x, par, par_d, ip, fp, cm, top, base, code, p, w, user)
-    return n_eval, n_changed
+    return n_eval
 
 
 @njit(cache=True)
