@@ -433,6 +433,21 @@ class OursBoth(Method):
         return Outcome(t, order=np.asarray(got, dtype=np.int64), nb=np.asarray(nb, dtype=np.int64))
 
 
+class OursBothCoverTree(Method):
+    key = "ours_total_cover"
+    name = 'ours: vecchia_neighbors(X, m, algorithm="cover_tree") (one call, the cover tree)'
+    step = "ordering + conditioning"
+    module = "sklearn_pcct"
+
+    def run(self, X, Xr, order, m):
+        from sklearn_pcct import vecchia_neighbors
+
+        t0 = time.perf_counter()
+        got, nb = vecchia_neighbors(X, m, algorithm="cover_tree", n_jobs=self.n_jobs)
+        t = time.perf_counter() - t0
+        return Outcome(t, order=np.asarray(got, dtype=np.int64), nb=np.asarray(nb, dtype=np.int64))
+
+
 class FpsVanilla(Method):
     key = "fps"
     name = "fpsample fps_sampling (vanilla FPS, float32, 1 thread)"
@@ -554,6 +569,8 @@ class Covertreex(Method):
 
 def make_methods(args):
     ours = [OursOrdering(args), OursConditioning(args), OursBoth(args)]
+    if not args.no_cover_tree:
+        ours.append(OursBothCoverTree(args))
     peers = {
         "fps": FpsVanilla(args),
         "fps_kdline": FpsKdline(args),
@@ -830,6 +847,17 @@ def run_case(n, d, args, ours, peers, emit):
     )
     same = np.array_equal(out_b.order, order) and np.array_equal(out_b.nb, ours_nb)
     del out_o, out_c, out_b
+    # the same call on the cover tree (algorithm="cover_tree"): same answer
+    r_cover = None
+    if len(ours) > 3:
+        r_cover = Row(ours[3].key, ours[3].name, "ordering + conditioning", "yes")
+        r_cover.times, out_t, r_cover.peak_bytes = time_method(
+            ours[3], X, None, None, m, args.repeats, args.slow_s, args.n_jobs
+        )
+        if not (np.array_equal(out_t.order, order) and np.array_equal(out_t.nb, ours_nb)):
+            r_cover.exact = "**NO: differs from the kd-tree path**"
+            failures.append(f"n={n} d={d}: the cover-tree path differs from the kd-tree path")
+        del out_t
     t0 = time.perf_counter()
     check = check_ours(
         X, order, lengthscales, ours_nb, m, args.check_ranks, args.check_maximin, rng
@@ -845,6 +873,10 @@ def run_case(n, d, args, ours, peers, emit):
         failures.append(f"n={n} d={d}: vecchia_neighbors(X, m) differs from the two calls")
     r_order.agreement = r_cond.agreement = "–"
     rows += [r_order, r_cond, r_total]
+    if r_cover is not None:
+        if r_cover.exact == "yes":
+            r_cover.exact = label
+        rows.append(r_cover)
 
     nll_notes = []
     for method in methods:
@@ -1433,6 +1465,10 @@ def main(argv=None):
         type=float,
         default=2e11,
         help="largest n^2 M / 2 for the rc table's brute force",
+    )
+    parser.add_argument(
+        "--no-cover-tree", action="store_true",
+        help='skip the row of vecchia_neighbors(X, m, algorithm="cover_tree")',
     )
     parser.add_argument("--json", action="store_true", help="also print one JSON line per row")
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
-    "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "ordered_knn",
+    "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "ordered_knn", "build_box",
 ]
 
 
@@ -46,6 +46,39 @@ def build(X, metric, backend, n_threads=1, progress=None):
     (3, 3)
     """
     return backend.build(X, metric, n_threads, progress)
+
+
+def build_box(X, metric, backend):
+    """Build the kd-tree of the rows of ``X`` (the low-dimensional engine).
+
+    :func:`maximin`, :func:`ordered_knn` and :func:`knn` accept the result in
+    place of a cover tree and give the same answers. Only for metrics with a
+    distance-to-box bound (``backend.supports_box(metric)``: euclidean,
+    manhattan, chebyshev).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite float32 or float64 data, C-contiguous.
+    metric : MetricSpec
+    backend : Backend
+
+    Returns
+    -------
+    tree : BoxTree
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build_box, maximin
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> X = np.array([[0.0], [1.0], [3.0]])
+    >>> maximin(build_box(X, MetricSpec("euclidean"), be), X, 0, be)
+    (array([0, 2, 1]), array([inf,  3.,  1.]))
+    """
+    return backend.build_box(X, metric)
 
 
 def knn(tree, Q, k, backend, n_threads=1, progress=None):

@@ -132,6 +132,13 @@ def test_reporting_changes_no_result(X, capsys):
     g0 = kneighbors_graph(X, 4, ordering="random", random_state=1, mode="distance")
     assert (g != g0).nnz == 0
     err = capsys.readouterr().err
+    for step in ("kd-tree", "maximin ordering", "conditioning sets"):
+        assert f"vecchia_neighbors: {step}: done in" in err
+    # the cover-tree path reports its own build step
+    res1 = vecchia_neighbors(X, 7, return_distance=True, algorithm="cover_tree", verbose=1)
+    for a, b in zip(res1, res0, strict=True):
+        np.testing.assert_array_equal(a, b)
+    err = capsys.readouterr().err
     for step in ("cover tree", "maximin ordering", "conditioning sets"):
         assert f"vecchia_neighbors: {step}: done in" in err
 

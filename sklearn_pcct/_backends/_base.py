@@ -74,6 +74,16 @@ class Backend(Protocol):
     def radius_fitted(self, tree, r, n_threads):
         """Same as :meth:`radius` with the fitted samples as queries."""
 
+    def supports_box(self, metric):
+        """Whether :meth:`build_box` indexes data in ``metric``."""
+
+    def build_box(self, X, metric):
+        """A kd-tree (:class:`~sklearn_pcct._boxtree.BoxTree`) of the rows of ``X``.
+
+        :meth:`knn`, :meth:`maximin` and :meth:`ordered_knn` accept it in
+        place of a cover tree, with the same answers.
+        """
+
     def maximin(self, tree, X, first, progress=None):
         """``(order, lengthscales)``: exact maximin ordering of the samples ``X``."""
 

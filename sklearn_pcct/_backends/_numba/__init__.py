@@ -13,9 +13,11 @@ import numba
 import numpy as np
 
 from ... import _dynamic as dyn
+from ..._boxtree import BoxTree
 from ..._dynamic import DynamicTree
 from ..._tree import TreeVersion
 from .._base import Capabilities
+from . import _boxes
 from . import _kernels_batch as kbt
 from . import _kernels_build as kb
 from . import _kernels_graph as kg
@@ -278,6 +280,23 @@ class NumbaBackend:
         n = X.shape[0]
         tree = DynamicTree.empty(X.shape[1], X.dtype, metric, capacity=max(n, 16))
         return self.insert(tree, X, n_threads, progress)
+
+    def supports_box(self, metric):
+        """Whether :meth:`build_box` can index data in ``metric`` (box bounds)."""
+        return metric.name != "callable" and _boxes.supports(_metric_args(metric))
+
+    @staticmethod
+    def box_leaf_size(n_features):
+        """Points per leaf of :meth:`build_box`."""
+        return _boxes.leaf_size(n_features)
+
+    def build_box(self, X, metric):
+        """The kd-tree (:class:`~sklearn_pcct._boxtree.BoxTree`) of the rows of ``X``.
+
+        Only for metrics with :meth:`supports_box`; :meth:`maximin`,
+        :meth:`ordered_knn` and :meth:`knn` accept it in place of a cover tree.
+        """
+        return _boxes.build(_readonly(np.ascontiguousarray(X)), metric)
 
     def insert(self, tree, X, n_threads, progress=None):
         """A new version of ``tree`` with the rows of ``X`` inserted.
@@ -552,6 +571,11 @@ class NumbaBackend:
         ``progress``, if given, is called with the number of queries answered
         so far (the queries then run in a few dozen batches).
         """
+        if isinstance(tree, BoxTree):  # every sample ranks before every query
+            return self.ordered_knn(
+                tree, Q, np.ones(Q.shape[0], dtype=np.int64),
+                np.zeros(tree.n_samples, dtype=np.int64), k, n_threads, progress,
+            )
         return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK, progress)
 
     def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank, progress=None):
@@ -644,6 +668,9 @@ class NumbaBackend:
         Returns ``(order, lengthscales)``. ``progress``, if given, is called
         with the number of points ordered so far between kernel calls.
         """
+        if isinstance(tree, BoxTree):
+            return _boxes.maximin(tree, first, _metric_args(tree.metric),
+                                  _pieces(1, tree.n_samples), progress)
         X = self._queries(tree, X)
         code, p, w, user = _metric_args(tree.metric)
         args = (
@@ -667,6 +694,13 @@ class NumbaBackend:
         """
         rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
         qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
+        if isinstance(tree, BoxTree):
+            Q = self._queries(tree, Q)
+            with _threads(n_threads) as nt:
+                return _boxes.ordered_knn(
+                    tree, Q, qrank, rank, k, _metric_args(tree.metric),
+                    lambda m: _chunks(m, nt), _pieces(0, Q.shape[0]), progress,
+                )
         if tree.n_nodes == 0 or Q.shape[0] == 0:
             return (np.full((Q.shape[0], k), np.inf), np.full((Q.shape[0], k), -1, np.int64))
         min_rank = kv.subtree_min_rank(

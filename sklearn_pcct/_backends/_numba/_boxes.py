@@ -1,0 +1,74 @@
+"""The Numba backend's kd-tree engine (see :mod:`sklearn_pcct._boxtree`).
+
+Thin wrappers that turn :class:`~sklearn_pcct._boxtree.BoxTree` objects
+into kernel arguments of :mod:`._kernels_kd`; :class:`NumbaBackend`
+dispatches to them for box trees.
+"""
+
+import numpy as np
+
+from ..._boxtree import BoxTree
+from . import _kernels_kd as kk
+
+__all__ = ["supports", "leaf_size", "build", "maximin", "ordered_knn"]
+
+
+def supports(metric_args):
+    """Whether the metric (as ``_metric_args`` returns it) has a box bound."""
+    code, _, _, user = metric_args
+    return user is None and code in kk.BOX_METRICS
+
+
+def leaf_size(n_features):
+    """Points per leaf: small where a node costs little next to a distance."""
+    return 8 if n_features <= 3 else 16
+
+
+def build(X, metric):
+    """The :class:`BoxTree` of the rows of ``X``."""
+    perm, pts, lo, hi, leaf_of = kk.build(X, leaf_size(X.shape[1]))
+    arrays = [perm, pts, lo, hi, leaf_of]
+    for a in arrays:
+        a.flags.writeable = False
+    return BoxTree(*arrays, metric=metric)
+
+
+def maximin(tree, first, metric_args, pieces=None, progress=None):
+    """``(order, lengthscales)``; ``progress`` called after each of ``pieces``."""
+    code, p, w, user = metric_args
+    args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of, code, p, w, user)
+    if progress is None:
+        return kk.maximin(tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of, int(first),
+                          code, p, w, user)
+    order, ell, key, best = kk.maximin_start(
+        tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user
+    )
+    for t0, t1 in pieces:
+        kk.maximin_steps(t0, t1, order, ell, key, best, *args)
+        progress(t1)
+    return order, ell
+
+
+def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
+                progress=None):
+    """``(dist, ind)``: the ``k`` nearest samples of rank ``< qrank[i]`` to ``Q[i]``.
+
+    ``chunks_of(m)`` gives the thread blocks of ``m`` queries; with
+    ``progress``, the queries run in ``pieces`` and ``progress`` is called
+    after each.
+    """
+    code, p, w, user = metric_args
+    nq = Q.shape[0]
+    rank_pos = np.ascontiguousarray(rank[tree.perm])
+    min_rank = kk.subtree_min_rank(rank_pos, tree.n_nodes)
+    # the fitted points as queries: answer them in tree order (neighbouring
+    # queries share their paths in the cache)
+    qorder = tree.perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
+    dist = np.empty((nq, k), dtype=np.float64)
+    ind = np.empty((nq, k), dtype=np.int64)
+    for a, b in pieces if progress is not None else [(0, nq)]:
+        kk.ordered_knn(Q, qrank, qorder, a + chunks_of(b - a), tree.points, tree.perm,
+                       tree.lo, tree.hi, rank_pos, min_rank, code, p, w, user, dist, ind)
+        if progress is not None:
+            progress(b)
+    return dist, ind

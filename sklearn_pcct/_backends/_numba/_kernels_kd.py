@@ -1,0 +1,474 @@
+"""Numba kernels of the low-dimensional engine for Vecchia sets: a kd-tree.
+
+In two or three dimensions the cost of the Vecchia pipeline is bookkeeping
+per point, not distance evaluations: a balanced kd-tree with tight boxes
+and leaf buckets prunes with box bounds that cost less than a distance and
+is built in ``O(n log n)`` with no search at all. These kernels give the
+same answers as the cover-tree kernels of :mod:`._kernels_vecchia` (the
+exact maximin ordering, ties by smaller sample index; the rank-restricted
+k-NN, ties by sample index) for the metrics whose distance to a box has a
+closed form (euclidean, manhattan, chebyshev).
+
+Layout: an implicit complete binary tree of depth ``depth``. Node ``v`` at
+level ``t`` (``v = 2^t - 1 + j``) holds the positions
+``[(j n) >> t, ((j + 1) n) >> t)`` of the permuted points ``pts = P[perm]``;
+its children are ``2v + 1`` and ``2v + 2``; all leaves are at level
+``depth`` and hold at most ``leaf_size`` points (at least half of it when
+``n`` allows). ``lo[v]`` and ``hi[v]`` are the tight bounding box of the
+node's points.
+
+Pruning uses the box lower bound with the relative slack of
+:data:`._kernels_query.PRUNE_SLACK`, so points tied with the threshold are
+never lost; the box bound is computed with the same rounding-monotone
+differences as the distance and rescaled where the sum of squares would
+under- or overflow.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._kernels_query import PRUNE_SLACK, _before, _result_offer, _result_sort
+from ._metrics import _HUGE, _TINY, CHEBYSHEV, EUCLIDEAN, MANHATTAN, distance
+
+__all__ = [
+    "BOX_METRICS", "build", "maximin", "maximin_start", "maximin_steps", "ordered_knn",
+    "subtree_min_rank",
+]
+
+# Metric codes with a box lower bound (the kd engine's metrics).
+BOX_METRICS = (EUCLIDEAN, MANHATTAN, CHEBYSHEV)
+
+
+@njit(cache=True)
+def _select(P, dim, perm, a, b, nth):
+    """Reorder ``perm[a:b]`` so that ``perm[nth]`` is its element of rank ``nth - a``.
+
+    Order: ``(P[s, dim], s)``; elements before ``nth`` are not greater,
+    elements after are not smaller (quickselect, median-of-three pivot).
+    """
+    lo = a
+    hi = b - 1
+    while hi > lo:
+        if hi == lo + 1:
+            if _before(P[perm[hi], dim], perm[hi], P[perm[lo], dim], perm[lo]):
+                t = perm[lo]
+                perm[lo] = perm[hi]
+                perm[hi] = t
+            break
+        mid = (lo + hi) >> 1
+        # median of three into perm[mid]
+        x, y, z = perm[lo], perm[mid], perm[hi]
+        kx, ky, kz = P[x, dim], P[y, dim], P[z, dim]
+        if _before(ky, y, kx, x):
+            x, y = y, x
+            kx, ky = ky, kx
+        if _before(kz, z, ky, y):
+            y, z = z, y
+            ky, kz = kz, ky
+            if _before(ky, y, kx, x):
+                x, y = y, x
+                kx, ky = ky, kx
+        perm[lo], perm[mid], perm[hi] = x, y, z
+        piv = y
+        kp = ky
+        # Hoare partition of perm[lo:hi + 1] around (kp, piv)
+        i = lo
+        j = hi
+        while i <= j:
+            while _before(P[perm[i], dim], perm[i], kp, piv):
+                i += 1
+            while _before(kp, piv, P[perm[j], dim], perm[j]):
+                j -= 1
+            if i <= j:
+                t = perm[i]
+                perm[i] = perm[j]
+                perm[j] = t
+                i += 1
+                j -= 1
+        if nth <= j:
+            hi = j
+        elif nth >= i:
+            lo = i
+        else:
+            break
+
+
+@njit(cache=True)
+def _depth(n, leaf_size):
+    depth = 0
+    while ((n + (1 << depth) - 1) >> depth) > leaf_size:
+        depth += 1
+    return depth
+
+
+@njit(cache=True)
+def build(P, leaf_size):
+    """The kd-tree of the rows of ``P`` (see the module docstring).
+
+    Returns ``(perm, pts, lo, hi, leaf_of)``: the positions' sample indices,
+    the permuted points (float64), the node boxes (``(n_nodes, m)`` each)
+    and the leaf of every position. Splits are at the median of the widest
+    coordinate (ties by sample index), so the tree does not depend on the
+    number of threads.
+    """
+    n, m = P.shape
+    depth = _depth(n, leaf_size)
+    n_nodes = (1 << (depth + 1)) - 1
+    perm = np.arange(n)
+    for v in range((1 << depth) - 1):
+        t = 0
+        while (1 << (t + 1)) - 1 <= v:
+            t += 1
+        j = v - ((1 << t) - 1)
+        a = (j * n) >> t
+        b = ((j + 1) * n) >> t
+        if b - a < 2:
+            continue
+        dim = 0
+        spread = -1.0
+        for c in range(m):
+            mn = np.inf
+            mx = -np.inf
+            for u in range(a, b):
+                x = np.float64(P[perm[u], c])
+                if x < mn:
+                    mn = x
+                if x > mx:
+                    mx = x
+            if mx - mn > spread:
+                spread = mx - mn
+                dim = c
+        _select(P, dim, perm, a, b, ((2 * j + 1) * n) >> (t + 1))
+    pts = np.empty((n, m), dtype=np.float64)
+    for u in range(n):
+        for c in range(m):
+            pts[u, c] = P[perm[u], c]
+    lo = np.empty((n_nodes, m), dtype=np.float64)
+    hi = np.empty((n_nodes, m), dtype=np.float64)
+    leaf_of = np.empty(n, dtype=np.int64)
+    first_leaf = (1 << depth) - 1
+    for v in range(n_nodes - 1, -1, -1):
+        if v >= first_leaf:
+            j = v - first_leaf
+            a = (j * n) >> depth
+            b = ((j + 1) * n) >> depth
+            for c in range(m):
+                lo[v, c] = np.inf
+                hi[v, c] = -np.inf
+            for u in range(a, b):
+                leaf_of[u] = v
+                for c in range(m):
+                    x = pts[u, c]
+                    if x < lo[v, c]:
+                        lo[v, c] = x
+                    if x > hi[v, c]:
+                        hi[v, c] = x
+        else:
+            for c in range(m):
+                lo[v, c] = min(lo[2 * v + 1, c], lo[2 * v + 2, c])
+                hi[v, c] = max(hi[2 * v + 1, c], hi[2 * v + 2, c])
+    return perm, pts, lo, hi, leaf_of
+
+
+@njit(cache=True, inline="always")
+def _range(v, n, depth):
+    """Positions ``[a, b)`` of the leaf ``v`` (at level ``depth``)."""
+    j = v - ((1 << depth) - 1)
+    return (j * n) >> depth, ((j + 1) * n) >> depth
+
+
+@njit(cache=True, inline="always")
+def _box_lower(Q, i, lo, hi, v, code):
+    """A lower bound on the distance of ``Q[i]`` to every point of box ``v``."""
+    m = Q.shape[1]
+    acc = 0.0
+    big = 0.0
+    for t in range(m):
+        x = np.float64(Q[i, t])
+        g = lo[v, t] - x
+        if g < 0.0:
+            g = x - hi[v, t]
+            if g < 0.0:
+                g = 0.0
+        if code == EUCLIDEAN:
+            acc += g * g
+        elif code == MANHATTAN:
+            acc += g
+        if g > big:
+            big = g
+    if code == MANHATTAN:
+        return acc
+    if code == CHEBYSHEV:
+        return big
+    if acc <= _HUGE and (acc >= _TINY or big == 0.0):
+        return np.sqrt(acc)
+    # rescaled by a power of two, as in the distance (exact scaling)
+    e = math.frexp(big)[1]
+    acc = 0.0
+    for t in range(m):
+        x = np.float64(Q[i, t])
+        g = lo[v, t] - x
+        if g < 0.0:
+            g = x - hi[v, t]
+            if g < 0.0:
+                g = 0.0
+        g = math.ldexp(g, -e)
+        acc += g * g
+    return math.ldexp(np.sqrt(acc), e)
+
+
+@njit(cache=True, inline="always")
+def _prunes(bound, threshold):
+    """The box bound proves every point at least ``threshold`` away."""
+    return bound - PRUNE_SLACK * bound >= threshold
+
+
+# -- maximin ordering ---------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _wins(key, perm, a, b):
+    """Position ``a`` is selected before position ``b`` (``b`` may be -1)."""
+    if b < 0:
+        return True
+    return key[a] > key[b] or (key[a] == key[b] and perm[a] < perm[b])
+
+
+@njit(cache=True, inline="always")
+def _refresh(v, best, key, perm, n, depth, first_leaf):
+    """Recompute ``best[v]`` from its leaf points or its children."""
+    if v >= first_leaf:
+        a, b = _range(v, n, depth)
+        w = -1
+        for u in range(a, b):
+            if key[u] >= 0.0 and _wins(key, perm, u, w):
+                w = u
+        best[v] = w
+    else:
+        lw = best[2 * v + 1]
+        rw = best[2 * v + 2]
+        if lw < 0:
+            best[v] = rw
+        elif rw < 0 or _wins(key, perm, lw, rw):
+            best[v] = lw
+        else:
+            best[v] = rw
+
+
+@njit(cache=True, inline="always")
+def _depth_of(n_nodes):
+    depth = 0
+    while (1 << (depth + 1)) - 1 < n_nodes:
+        depth += 1
+    return depth
+
+
+@njit(cache=True)
+def maximin_start(pts, perm, n_nodes, first, code, p, w, user):
+    """The state of a maximin ordering after its first selection.
+
+    ``first`` is a *sample* index. Returns ``(order, ell, key, best)``: the
+    ordering and lengthscales so far (sample indices), every position's
+    distance to the selected set (``-1`` once selected) and the tournament
+    tree ``best``: per node, the position of its next selection (largest
+    key, then smallest sample index; ``-1`` if all are selected).
+    :func:`maximin_steps` continues from it.
+    """
+    n = pts.shape[0]
+    depth = _depth_of(n_nodes)
+    first_leaf = (1 << depth) - 1
+    order = np.empty(n, dtype=np.int64)
+    ell = np.empty(n, dtype=np.float64)
+    f = 0
+    for u in range(n):
+        if perm[u] == first:
+            f = u
+    key = np.empty(n, dtype=np.float64)
+    for u in range(n):
+        key[u] = distance(pts, u, pts, f, code, p, w, user)
+    key[f] = -1.0
+    order[0] = first
+    ell[0] = np.inf
+    best = np.empty(n_nodes, dtype=np.int64)
+    for v in range(n_nodes - 1, -1, -1):
+        _refresh(v, best, key, perm, n, depth, first_leaf)
+    return order, ell, key, best
+
+
+@njit(cache=True)
+def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
+                  code, p, w, user):
+    """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
+
+    Selecting the point with lengthscale ``l`` lowers keys only within
+    ``l``, and only in nodes whose box is closer than their largest key:
+    the search skips every other node. ``1 <= t_start <= t_stop <= n``.
+    """
+    n = pts.shape[0]
+    n_nodes = lo.shape[0]
+    depth = _depth_of(n_nodes)
+    first_leaf = (1 << depth) - 1
+    stack = np.empty(depth + 2, dtype=np.int64)
+    visited = np.empty(n_nodes, dtype=np.int64)
+    for t in range(t_start, t_stop):
+        b = best[0]
+        lb = key[b]
+        order[t] = perm[b]
+        ell[t] = lb
+        key[b] = -1.0
+        v = leaf_of[b]
+        while True:
+            _refresh(v, best, key, perm, n, depth, first_leaf)
+            if v == 0:
+                break
+            v = (v - 1) >> 1
+        if lb <= 0.0:
+            continue  # nothing is closer than a duplicate
+        top = 1
+        stack[0] = 0
+        nv = 0
+        while top > 0:
+            top -= 1
+            v = stack[top]
+            bv = best[v]
+            if bv < 0 or _prunes(_box_lower(pts, b, lo, hi, v, code), key[bv]):
+                continue
+            visited[nv] = v
+            nv += 1
+            if v >= first_leaf:
+                a, e = _range(v, n, depth)
+                for u in range(a, e):
+                    if key[u] > 0.0:
+                        d = distance(pts, b, pts, u, code, p, w, user)
+                        if d < key[u]:
+                            key[u] = d
+            else:
+                stack[top] = 2 * v + 1
+                stack[top + 1] = 2 * v + 2
+                top += 2
+        # children were visited after their parents: refresh bottom-up
+        for a in range(nv - 1, -1, -1):
+            _refresh(visited[a], best, key, perm, n, depth, first_leaf)
+
+
+@njit(cache=True)
+def maximin(pts, perm, lo, hi, leaf_of, first, code, p, w, user):
+    """Exact maximin ordering of the points of a kd-tree.
+
+    ``first`` is the first sample index. Returns ``(order, ell)`` in sample
+    indices, as :func:`._kernels_vecchia.maximin`: the same as
+    :func:`maximin_start` followed by :func:`maximin_steps` over all
+    selections.
+    """
+    order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, code, p, w, user)
+    maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of,
+                  code, p, w, user)
+    return order, ell
+
+
+# -- rank-restricted k-NN -------------------------------------------------------
+
+@njit(cache=True)
+def subtree_min_rank(rank_pos, n_nodes):
+    """Per node: the smallest rank of its positions (``rank_pos`` by position)."""
+    n = rank_pos.shape[0]
+    depth = _depth_of(n_nodes)
+    first_leaf = (1 << depth) - 1
+    out = np.empty(n_nodes, dtype=np.int64)
+    for v in range(n_nodes - 1, -1, -1):
+        if v >= first_leaf:
+            a, b = _range(v, n, depth)
+            r = n
+            for u in range(a, b):
+                if rank_pos[u] < r:
+                    r = rank_pos[u]
+            out[v] = r
+        else:
+            out[v] = min(out[2 * v + 1], out[2 * v + 2])
+    return out
+
+
+@njit(cache=True)
+def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_rank, k,
+                   code, p, w, user, out_dist, out_ind):
+    n = pts.shape[0]
+    depth = _depth_of(lo.shape[0])
+    first_leaf = (1 << depth) - 1
+    rd = np.empty(k, dtype=np.float64)
+    ri = np.empty(k, dtype=np.int64)
+    s_node = np.empty(depth + 2, dtype=np.int64)
+    s_lb = np.empty(depth + 2, dtype=np.float64)
+    for qq in range(qa, qb):
+        q = qorder[qq]
+        rq = qrank[q]
+        cnt = 0
+        tau = np.inf
+        top = 0
+        if n > 0 and min_rank[0] < rq:
+            s_node[0] = 0
+            s_lb[0] = 0.0
+            top = 1
+        while top > 0:
+            top -= 1
+            v = s_node[top]
+            if cnt == k and _prunes(s_lb[top], tau):
+                continue
+            if v >= first_leaf:
+                a, b = _range(v, n, depth)
+                for u in range(a, b):
+                    if rank_pos[u] < rq:
+                        d = distance(Q, q, pts, u, code, p, w, user)
+                        if cnt < k or _before(d, perm[u], rd[0], ri[0]):
+                            cnt = _result_offer(rd, ri, cnt, k, d, perm[u])
+                            if cnt == k:
+                                tau = rd[0]
+                continue
+            c1 = 2 * v + 1
+            c2 = c1 + 1
+            ok1 = min_rank[c1] < rq
+            ok2 = min_rank[c2] < rq
+            b1 = _box_lower(Q, q, lo, hi, c1, code) if ok1 else np.inf
+            b2 = _box_lower(Q, q, lo, hi, c2, code) if ok2 else np.inf
+            if cnt == k:
+                ok1 = ok1 and not _prunes(b1, tau)
+                ok2 = ok2 and not _prunes(b2, tau)
+            # push the farther child first: the nearer one is searched first
+            if b2 < b1:
+                c1, c2 = c2, c1
+                b1, b2 = b2, b1
+                ok1, ok2 = ok2, ok1
+            if ok2:
+                s_node[top] = c2
+                s_lb[top] = b2
+                top += 1
+            if ok1:
+                s_node[top] = c1
+                s_lb[top] = b1
+                top += 1
+        _result_sort(rd, ri, cnt)
+        for t in range(cnt):
+            out_dist[q, t] = rd[t]
+            out_ind[q, t] = ri[t]
+        for t in range(cnt, k):
+            out_dist[q, t] = np.inf
+            out_ind[q, t] = -1
+
+
+@njit(cache=True, parallel=True)
+def ordered_knn(Q, qrank, qorder, chunks, pts, perm, lo, hi, rank_pos, min_rank, code, p, w,
+                user, out_dist, out_ind):
+    """The ``k`` nearest points of rank ``< qrank[i]`` to rows ``Q[i]``, in place.
+
+    ``k`` is the width of ``out_dist`` / ``out_ind`` (one row per row of
+    ``Q``). ``rank_pos`` is the rank of each position and ``min_rank``
+    comes from :func:`subtree_min_rank`. The queries ``qorder[chunks[0]:
+    chunks[-1]]`` are answered, one block ``chunks[c] .. chunks[c + 1] - 1``
+    per thread task (queries close in space should be close in
+    ``qorder``). Rows hold sample indices sorted by ``(distance, index)``,
+    padded with ``inf`` / ``-1``.
+    """
+    k = out_ind.shape[1]
+    for c in prange(chunks.shape[0] - 1):
+        _ordered_range(chunks[c], chunks[c + 1], Q, qrank, qorder, pts, perm, lo, hi,
+                       rank_pos, min_rank, k, code, p, w, user, out_dist, out_ind)
