@@ -59,16 +59,25 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     """
     code, p, w, user = metric_args
     nq = Q.shape[0]
-    rank_pos = np.ascontiguousarray(rank[tree.perm])
+    # within each leaf (a contiguous range of positions, leaves in position
+    # order), the positions sorted by rank: a leaf scan stops at the first
+    # rank that is not earlier than the query's
+    rank_pos = rank[tree.perm]
+    by = np.lexsort((rank_pos, tree.leaf_of))
+    perm = np.ascontiguousarray(tree.perm[by])
+    pts = np.ascontiguousarray(tree.points[by])
+    rank_pos = np.ascontiguousarray(rank_pos[by])
     min_rank = kk.subtree_min_rank(rank_pos, tree.n_nodes)
     # the fitted points as queries: answer them in tree order (neighbouring
     # queries share their paths in the cache)
-    qorder = tree.perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
-    dist = np.empty((nq, k), dtype=np.float64)
-    ind = np.empty((nq, k), dtype=np.int64)
+    qorder = perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
+    # written in full here: the kernel's scattered row writes then find
+    # their pages mapped (page faults serialise the threads)
+    dist = np.full((nq, k), np.inf)
+    ind = np.full((nq, k), -1, dtype=np.int64)
     for a, b in pieces if progress is not None else [(0, nq)]:
-        kk.ordered_knn(Q, qrank, qorder, a + chunks_of(b - a), tree.points, tree.perm,
-                       tree.lo, tree.hi, rank_pos, min_rank, code, p, w, user, dist, ind)
+        kk.ordered_knn(Q, qrank, qorder, a + chunks_of(b - a), pts, perm, tree.lo, tree.hi,
+                       rank_pos, min_rank, code, p, w, user, dist, ind)
         if progress is not None:
             progress(b)
     return dist, ind

@@ -417,12 +417,13 @@ def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_ra
             if v >= first_leaf:
                 a, b = _range(v, n, depth)
                 for u in range(a, b):
-                    if rank_pos[u] < rq:
-                        d = distance(Q, q, pts, u, code, p, w, user)
-                        if cnt < k or _before(d, perm[u], rd[0], ri[0]):
-                            cnt = _result_offer(rd, ri, cnt, k, d, perm[u])
-                            if cnt == k:
-                                tau = rd[0]
+                    if rank_pos[u] >= rq:
+                        break  # ranks ascend within a leaf
+                    d = distance(Q, q, pts, u, code, p, w, user)
+                    if cnt < k or _before(d, perm[u], rd[0], ri[0]):
+                        cnt = _result_offer(rd, ri, cnt, k, d, perm[u])
+                        if cnt == k:
+                            tau = rd[0]
                 continue
             c1 = 2 * v + 1
             c2 = c1 + 1
@@ -461,8 +462,11 @@ def ordered_knn(Q, qrank, qorder, chunks, pts, perm, lo, hi, rank_pos, min_rank,
     """The ``k`` nearest points of rank ``< qrank[i]`` to rows ``Q[i]``, in place.
 
     ``k`` is the width of ``out_dist`` / ``out_ind`` (one row per row of
-    ``Q``). ``rank_pos`` is the rank of each position and ``min_rank``
-    comes from :func:`subtree_min_rank`. The queries ``qorder[chunks[0]:
+    ``Q``). ``rank_pos`` is the rank of each position, non-decreasing
+    within every leaf (reorder the positions of each leaf, and ``pts`` and
+    ``perm`` with them, by rank first: a leaf's box does not depend on
+    the order of its points), and ``min_rank`` comes from
+    :func:`subtree_min_rank`. The queries ``qorder[chunks[0]:
     chunks[-1]]`` are answered, one block ``chunks[c] .. chunks[c + 1] - 1``
     per thread task (queries close in space should be close in
     ``qorder``). Rows hold sample indices sorted by ``(distance, index)``,
