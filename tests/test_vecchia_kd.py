@@ -245,3 +245,45 @@ def test_auto_picks_the_kd_tree_only_for_box_metrics_in_low_dimension(monkeypatc
     vecchia_neighbors(rng.random((50, 2)), 3, metric="haversine")
     maximin_ordering(rng.random((50, 2)), metric="chebyshev")
     assert built == ["kd", "cover", "cover", "kd"]
+
+
+@pytest.mark.parametrize("ordering", ["random", "none", "reversed"])
+def test_kd_zero_distance_ties_go_to_the_smallest_indices(ordering):
+    """Hundreds of copies of one point: every set is the smallest earlier indices.
+
+    A search that stopped at the first k copies (a pruning rule that is not
+    strict at the k-th distance) returns copies in tree order instead.
+    """
+    n, m = 300, 6
+    X = np.zeros((n, 2))
+    X[250:] = 1.0  # a second group of copies
+    arg = np.arange(n)[::-1] if ordering == "reversed" else ordering
+    order, nb, dist = vecchia_neighbors(X, m, ordering=arg, random_state=3,
+                                        algorithm="kd_tree", return_distance=True)
+    group = X[:, 0]
+    for r in range(1, n):
+        prev = order[:r]
+        same = np.sort(prev[group[prev] == group[order[r]]])
+        other = np.sort(prev[group[prev] != group[order[r]]])
+        want = np.concatenate([same, other])[:m]
+        np.testing.assert_array_equal(nb[r, : len(want)], want)
+        assert np.all(nb[r, len(want):] == -1)
+        np.testing.assert_array_equal(dist[r, : len(same[:m])], 0.0)
+
+
+@pytest.mark.parametrize("side", [-1.0, 1.0])
+def test_kd_ties_at_the_kth_distance_go_to_the_smallest_indices(side):
+    """Copies at distance exactly 1 on both sides of the last point: the smaller
+    indices win, wherever the tree put them (a box exactly at the k-th distance
+    must still be searched)."""
+    for n_small, n_big, k in [(a, b, k) for a in (3, 6, 20) for b in (3, 9, 20) for k in (2, 5)]:
+        X = np.concatenate([np.full(n_small, side), np.full(n_big, -side), [0.0],
+                            10.0 + np.arange(40.0)])[:, None]
+        q = n_small + n_big
+        order = np.concatenate([np.delete(np.arange(len(X)), q), [q]])  # 0.0 comes last
+        want = np.concatenate([np.arange(n_small), n_small + np.arange(n_big)])[:k]
+        for algorithm in ("kd_tree", "cover_tree"):
+            _, nb, dist = vecchia_neighbors(X, k, ordering=order, algorithm=algorithm,
+                                            return_distance=True)
+            np.testing.assert_array_equal(nb[-1], want, err_msg=f"{n_small} {n_big} {k}")
+            np.testing.assert_array_equal(dist[-1], 1.0)

@@ -59,25 +59,35 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     """
     code, p, w, user = metric_args
     nq = Q.shape[0]
-    # within each leaf (a contiguous range of positions, leaves in position
-    # order), the positions sorted by rank: a leaf scan stops at the first
-    # rank that is not earlier than the query's
-    rank_pos = rank[tree.perm]
-    by = np.lexsort((rank_pos, tree.leaf_of))
-    perm = np.ascontiguousarray(tree.perm[by])
-    pts = np.ascontiguousarray(tree.points[by])
-    rank_pos = np.ascontiguousarray(rank_pos[by])
-    min_rank = kk.subtree_min_rank(rank_pos, tree.n_nodes)
+    perm, pts, rank_pos, min_rank = _by_rank(tree, rank)
     # the fitted points as queries: answer them in tree order (neighbouring
     # queries share their paths in the cache)
     qorder = perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
-    # written in full here: the kernel's scattered row writes then find
-    # their pages mapped (page faults serialise the threads)
-    dist = np.full((nq, k), np.inf)
-    ind = np.full((nq, k), -1, dtype=np.int64)
+    dist, ind = _outputs(nq, k)
     for a, b in pieces if progress is not None else [(0, nq)]:
         kk.ordered_knn(Q, qrank, qorder, a + chunks_of(b - a), pts, perm, tree.lo, tree.hi,
                        rank_pos, min_rank, code, p, w, user, dist, ind)
         if progress is not None:
             progress(b)
     return dist, ind
+
+
+def _by_rank(tree, rank):
+    """``(perm, points, rank_pos, min_rank)`` with each leaf's positions by rank.
+
+    Leaves are contiguous ranges of positions in position order, and a
+    leaf's box does not depend on the order of its points: a leaf scan then
+    stops at the first rank that is not earlier than the query's.
+    """
+    rank_pos = rank[tree.perm]
+    by = np.lexsort((rank_pos, tree.leaf_of))
+    perm = np.ascontiguousarray(tree.perm[by])
+    pts = np.ascontiguousarray(tree.points[by])
+    rank_pos = np.ascontiguousarray(rank_pos[by])
+    return perm, pts, rank_pos, kk.subtree_min_rank(rank_pos, tree.n_nodes)
+
+
+def _outputs(nq, k):
+    # written in full here: the kernels' scattered row writes then find
+    # their pages mapped (page faults serialise the threads)
+    return np.full((nq, k), np.inf), np.full((nq, k), -1, dtype=np.int64)

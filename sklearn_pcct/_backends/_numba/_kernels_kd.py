@@ -225,6 +225,15 @@ def _prunes(bound, threshold):
     return bound - PRUNE_SLACK * bound >= threshold
 
 
+@njit(cache=True, inline="always")
+def _beyond(bound, tau):
+    """The box bound proves every point farther than the k-th distance ``tau``.
+
+    Strict: a point at exactly ``tau`` with a smaller index still enters.
+    """
+    return bound - PRUNE_SLACK * bound > tau
+
+
 # -- maximin ordering ---------------------------------------------------------
 
 @njit(cache=True, inline="always")
@@ -412,7 +421,7 @@ def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_ra
         while top > 0:
             top -= 1
             v = s_node[top]
-            if cnt == k and _prunes(s_lb[top], tau):
+            if cnt == k and _beyond(s_lb[top], tau):
                 continue
             if v >= first_leaf:
                 a, b = _range(v, n, depth)
@@ -432,8 +441,8 @@ def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_ra
             b1 = _box_lower(Q, q, lo, hi, c1, code) if ok1 else np.inf
             b2 = _box_lower(Q, q, lo, hi, c2, code) if ok2 else np.inf
             if cnt == k:
-                ok1 = ok1 and not _prunes(b1, tau)
-                ok2 = ok2 and not _prunes(b2, tau)
+                ok1 = ok1 and not _beyond(b1, tau)
+                ok2 = ok2 and not _beyond(b2, tau)
             # push the farther child first: the nearer one is searched first
             if b2 < b1:
                 c1, c2 = c2, c1
@@ -476,3 +485,4 @@ def ordered_knn(Q, qrank, qorder, chunks, pts, perm, lo, hi, rank_pos, min_rank,
     for c in prange(chunks.shape[0] - 1):
         _ordered_range(chunks[c], chunks[c + 1], Q, qrank, qorder, pts, perm, lo, hi,
                        rank_pos, min_rank, k, code, p, w, user, out_dist, out_ind)
+
