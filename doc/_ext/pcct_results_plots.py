@@ -129,7 +129,8 @@ def update_times():
 def _vecchia_label(method):
     method = method.replace("`", "")
     if method.startswith("ours:"):
-        return re.sub(r"\(.*\)", "", method)
+        label = re.sub(r"\(.*\)", "", method)
+        return label + " (cover tree)" if "cover_tree" in method else label
     rules = [
         ("fpsample QuickFPS", "fpsample QuickFPS (float32)"),
         ("scipy cKDTree on dyadic", "scipy cKDTree, dyadic prefixes"),
