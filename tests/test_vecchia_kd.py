@@ -31,6 +31,8 @@ from _vecchia_reference import (  # noqa: E402
     reference_first,
 )
 
+pytestmark = pytest.mark.kernels  # also run with NUMBA_BOUNDSCHECK=1 in CI
+
 BOX_METRICS = ["euclidean", "manhattan", "chebyshev"]
 
 
