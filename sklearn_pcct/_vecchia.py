@@ -240,15 +240,16 @@ def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors, verbose=0
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
     k = min(n_neighbors, n - 1)
+    if k < 1:
+        return np.full((n, n_neighbors), np.inf), np.full((n, n_neighbors), -1, dtype=np.int64)
+    with _progress(verbose, n, name, "conditioning sets") as report:
+        d, i = _core.ordered_knn(tree, Xe, rank, rank, k, backend, n_threads, report or None)
+    if k == n_neighbors:  # the usual case: no padding columns
+        return d[order], i[order]
     dist = np.full((n, n_neighbors), np.inf)
     ind = np.full((n, n_neighbors), -1, dtype=np.int64)
-    if k > 0:
-        with _progress(verbose, n, name, "conditioning sets") as report:
-            d, i = _core.ordered_knn(
-                tree, Xe, rank, rank, k, backend, n_threads, report or None
-            )
-        dist[:, :k] = d[order]
-        ind[:, :k] = i[order]
+    dist[:, :k] = d[order]
+    ind[:, :k] = i[order]
     return dist, ind
 
 
