@@ -423,29 +423,21 @@ class OursBoth(Method):
     name = "ours: vecchia_neighbors(X, m) (maximin ordering and conditioning sets, one call)"
     step = "ordering + conditioning"
     module = "sklearn_pcct"
+    algorithm = "auto"
 
     def run(self, X, Xr, order, m):
         from sklearn_pcct import vecchia_neighbors
 
         t0 = time.perf_counter()
-        got, nb = vecchia_neighbors(X, m, n_jobs=self.n_jobs)
+        got, nb = vecchia_neighbors(X, m, algorithm=self.algorithm, n_jobs=self.n_jobs)
         t = time.perf_counter() - t0
         return Outcome(t, order=np.asarray(got, dtype=np.int64), nb=np.asarray(nb, dtype=np.int64))
 
 
-class OursBothCoverTree(Method):
+class OursBothCoverTree(OursBoth):
     key = "ours_total_cover"
     name = 'ours: vecchia_neighbors(X, m, algorithm="cover_tree") (one call, the cover tree)'
-    step = "ordering + conditioning"
-    module = "sklearn_pcct"
-
-    def run(self, X, Xr, order, m):
-        from sklearn_pcct import vecchia_neighbors
-
-        t0 = time.perf_counter()
-        got, nb = vecchia_neighbors(X, m, algorithm="cover_tree", n_jobs=self.n_jobs)
-        t = time.perf_counter() - t0
-        return Outcome(t, order=np.asarray(got, dtype=np.int64), nb=np.asarray(nb, dtype=np.int64))
+    algorithm = "cover_tree"
 
 
 class FpsVanilla(Method):

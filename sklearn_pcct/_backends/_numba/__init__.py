@@ -21,6 +21,7 @@ from . import _boxes
 from . import _kernels_batch as kbt
 from . import _kernels_build as kb
 from . import _kernels_graph as kg
+from . import _kernels_kd as kk
 from . import _kernels_locate as kl
 from . import _kernels_query as kq
 from . import _kernels_update as ku
@@ -283,7 +284,7 @@ class NumbaBackend:
 
     def supports_box(self, metric):
         """Whether :meth:`build_box` can index data in ``metric`` (box bounds)."""
-        return metric.name != "callable" and _boxes.supports(_metric_args(metric))
+        return _CODES[metric.name] in kk.BOX_METRICS
 
     @staticmethod
     def box_leaf_size(n_features):

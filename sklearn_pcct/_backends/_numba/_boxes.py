@@ -10,13 +10,7 @@ import numpy as np
 from ..._boxtree import BoxTree
 from . import _kernels_kd as kk
 
-__all__ = ["supports", "leaf_size", "build", "maximin", "ordered_knn"]
-
-
-def supports(metric_args):
-    """Whether the metric (as ``_metric_args`` returns it) has a box bound."""
-    code, _, _, user = metric_args
-    return user is None and code in kk.BOX_METRICS
+__all__ = ["leaf_size", "build", "maximin", "ordered_knn"]
 
 
 def leaf_size(n_features):
@@ -36,17 +30,14 @@ def build(X, metric):
 def maximin(tree, first, metric_args, pieces=None, progress=None):
     """``(order, lengthscales)``; ``progress`` called after each of ``pieces``."""
     code, p, w, user = metric_args
-    args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of, code, p, w, user)
+    args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of)
     if progress is None:
-        return kk.maximin(tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of, int(first),
-                          code, p, w, user)
-    order, ell, key, best = kk.maximin_start(
-        tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user
-    )
+        return kk.maximin(*args, int(first), code, p, w, user)
+    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user)
     for t0, t1 in pieces:
-        kk.maximin_steps(t0, t1, order, ell, key, best, *args)
+        kk.maximin_steps(t0, t1, *state, *args, code, p, w, user)
         progress(t1)
-    return order, ell
+    return state[0], state[1]
 
 
 def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
@@ -63,7 +54,8 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     # the fitted points as queries: answer them in tree order (neighbouring
     # queries share their paths in the cache)
     qorder = perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
-    dist, ind = _outputs(nq, k)
+    dist = np.empty((nq, k))  # the kernel writes every entry, padding included
+    ind = np.empty((nq, k), dtype=np.int64)
     for a, b in pieces if progress is not None else [(0, nq)]:
         kk.ordered_knn(Q, qrank, qorder, a + chunks_of(b - a), pts, perm, tree.lo, tree.hi,
                        rank_pos, min_rank, code, p, w, user, dist, ind)
@@ -85,9 +77,3 @@ def _by_rank(tree, rank):
     pts = np.ascontiguousarray(tree.points[by])
     rank_pos = np.ascontiguousarray(rank_pos[by])
     return perm, pts, rank_pos, kk.subtree_min_rank(rank_pos, tree.n_nodes)
-
-
-def _outputs(nq, k):
-    # written in full here: the kernels' scattered row writes then find
-    # their pages mapped (page faults serialise the threads)
-    return np.full((nq, k), np.inf), np.full((nq, k), -1, dtype=np.int64)

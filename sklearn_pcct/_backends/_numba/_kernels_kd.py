@@ -29,7 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._kernels_query import PRUNE_SLACK, _before, _result_offer, _result_sort
+from ._kernels_query import PRUNE_SLACK, _before, _result_offer, _result_store
 from ._metrics import _HUGE, _TINY, CHEBYSHEV, EUCLIDEAN, MANHATTAN, distance
 
 __all__ = [
@@ -97,10 +97,33 @@ def _select(P, dim, perm, a, b, nth):
 
 @njit(cache=True)
 def _depth(n, leaf_size):
+    """Level of the leaves: the first at which no node holds more than ``leaf_size``."""
     depth = 0
     while ((n + (1 << depth) - 1) >> depth) > leaf_size:
         depth += 1
     return depth
+
+
+@njit(cache=True, inline="always")
+def _level(v):
+    """Level of node ``v`` (the root's is 0)."""
+    t = 0
+    while (1 << (t + 1)) - 1 <= v:
+        t += 1
+    return t
+
+
+@njit(cache=True, inline="always")
+def _depth_of(n_nodes):
+    """Level of the leaves of a tree of ``n_nodes`` nodes."""
+    return _level(n_nodes - 1)
+
+
+@njit(cache=True, inline="always")
+def _range(v, n, level):
+    """Positions ``[a, b)`` of node ``v``, which is at ``level``."""
+    j = v - ((1 << level) - 1)
+    return (j * n) >> level, ((j + 1) * n) >> level
 
 
 @njit(cache=True)
@@ -118,12 +141,8 @@ def build(P, leaf_size):
     n_nodes = (1 << (depth + 1)) - 1
     perm = np.arange(n)
     for v in range((1 << depth) - 1):
-        t = 0
-        while (1 << (t + 1)) - 1 <= v:
-            t += 1
-        j = v - ((1 << t) - 1)
-        a = (j * n) >> t
-        b = ((j + 1) * n) >> t
+        t = _level(v)
+        a, b = _range(v, n, t)
         if b - a < 2:
             continue
         dim = 0
@@ -140,7 +159,7 @@ def build(P, leaf_size):
             if mx - mn > spread:
                 spread = mx - mn
                 dim = c
-        _select(P, dim, perm, a, b, ((2 * j + 1) * n) >> (t + 1))
+        _select(P, dim, perm, a, b, _range(2 * v + 1, n, t + 1)[1])
     pts = np.empty((n, m), dtype=np.float64)
     for u in range(n):
         for c in range(m):
@@ -151,9 +170,7 @@ def build(P, leaf_size):
     first_leaf = (1 << depth) - 1
     for v in range(n_nodes - 1, -1, -1):
         if v >= first_leaf:
-            j = v - first_leaf
-            a = (j * n) >> depth
-            b = ((j + 1) * n) >> depth
+            a, b = _range(v, n, depth)
             for c in range(m):
                 lo[v, c] = np.inf
                 hi[v, c] = -np.inf
@@ -173,10 +190,15 @@ def build(P, leaf_size):
 
 
 @njit(cache=True, inline="always")
-def _range(v, n, depth):
-    """Positions ``[a, b)`` of the leaf ``v`` (at level ``depth``)."""
-    j = v - ((1 << depth) - 1)
-    return (j * n) >> depth, ((j + 1) * n) >> depth
+def _gap(Q, i, lo, hi, v, t):
+    """How far coordinate ``t`` of ``Q[i]`` lies outside box ``v`` (0 inside)."""
+    x = np.float64(Q[i, t])
+    g = lo[v, t] - x
+    if g < 0.0:
+        g = x - hi[v, t]
+        if g < 0.0:
+            g = 0.0
+    return g
 
 
 @njit(cache=True, inline="always")
@@ -186,12 +208,7 @@ def _box_lower(Q, i, lo, hi, v, code):
     acc = 0.0
     big = 0.0
     for t in range(m):
-        x = np.float64(Q[i, t])
-        g = lo[v, t] - x
-        if g < 0.0:
-            g = x - hi[v, t]
-            if g < 0.0:
-                g = 0.0
+        g = _gap(Q, i, lo, hi, v, t)
         if code == EUCLIDEAN:
             acc += g * g
         elif code == MANHATTAN:
@@ -208,13 +225,7 @@ def _box_lower(Q, i, lo, hi, v, code):
     e = math.frexp(big)[1]
     acc = 0.0
     for t in range(m):
-        x = np.float64(Q[i, t])
-        g = lo[v, t] - x
-        if g < 0.0:
-            g = x - hi[v, t]
-            if g < 0.0:
-                g = 0.0
-        g = math.ldexp(g, -e)
+        g = math.ldexp(_gap(Q, i, lo, hi, v, t), -e)
         acc += g * g
     return math.ldexp(np.sqrt(acc), e)
 
@@ -263,14 +274,6 @@ def _refresh(v, best, key, perm, n, depth, first_leaf):
             best[v] = lw
         else:
             best[v] = rw
-
-
-@njit(cache=True, inline="always")
-def _depth_of(n_nodes):
-    depth = 0
-    while (1 << (depth + 1)) - 1 < n_nodes:
-        depth += 1
-    return depth
 
 
 @njit(cache=True)
@@ -456,13 +459,7 @@ def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_ra
                 s_node[top] = c1
                 s_lb[top] = b1
                 top += 1
-        _result_sort(rd, ri, cnt)
-        for t in range(cnt):
-            out_dist[q, t] = rd[t]
-            out_ind[q, t] = ri[t]
-        for t in range(cnt, k):
-            out_dist[q, t] = np.inf
-            out_ind[q, t] = -1
+        _result_store(rd, ri, cnt, k, out_dist, out_ind, q)
 
 
 @njit(cache=True, parallel=True)

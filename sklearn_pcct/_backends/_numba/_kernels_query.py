@@ -102,6 +102,18 @@ def _result_sort(rd, ri, cnt):
 
 
 @njit(cache=True, inline="always")
+def _result_store(rd, ri, cnt, k, out_dist, out_ind, row):
+    """Sort the result heap into row ``row`` of the outputs, padded with ``inf`` / ``-1``."""
+    _result_sort(rd, ri, cnt)
+    for t in range(cnt):
+        out_dist[row, t] = rd[t]
+        out_ind[row, t] = ri[t]
+    for t in range(cnt, k):
+        out_dist[row, t] = np.inf
+        out_ind[row, t] = -1
+
+
+@njit(cache=True, inline="always")
 def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx, rank, rq):
     """Offer node ``v``'s samples at distance ``d``; only ranks ``< rq`` if ranked."""
     ranked = rank.shape[0] > 0
@@ -203,13 +215,7 @@ def _knn_range(
                         lbc = 0.0
                     heap_push(h_lb, h_node, h_d, hn, lbc, c, dc)
                     hn += 1
-        _result_sort(rd, ri, cnt)
-        for t in range(cnt):
-            out_dist[qi, t] = rd[t]
-            out_ind[qi, t] = ri[t]
-        for t in range(cnt, k):
-            out_dist[qi, t] = np.inf
-            out_ind[qi, t] = -1
+        _result_store(rd, ri, cnt, k, out_dist, out_ind, qi)
     evals[0] = n_eval
 
 
