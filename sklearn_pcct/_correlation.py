@@ -91,7 +91,9 @@ def _one_minus_rho(kind, r):
         return -np.expm1(-r)
     a = (np.sqrt(3.0) if kind == _M15 else np.sqrt(5.0)) * r
     poly = a if kind == _M15 else a + a * a / 3.0
-    out = -np.expm1(-a) - poly * np.exp(-a)
+    with np.errstate(invalid="ignore"):  # inf * 0 at a = inf
+        out = -np.expm1(-a) - poly * np.exp(-a)
+    out = np.where(a > 700.0, 1.0, out)  # as the kernels: correlation < 1e-300
     small = a < 0.5
     if np.any(small):
         s = np.zeros(int(small.sum()))
