@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
     "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "ordered_knn", "build_box",
+    "ordered_knn_brute",
 ]
 
 
@@ -410,3 +411,43 @@ def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None):
            [ 1, -1]])
     """
     return backend.ordered_knn(tree, Q, qrank, rank, k, n_threads, progress)
+
+
+def ordered_knn_brute(X, order, k, metric, backend, n_threads=1, progress=None):
+    """Vecchia neighbours by brute force: each point's ``k`` nearest predecessors.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The (embedded) points.
+    order : ndarray of shape (n_samples,)
+        The ordering, a permutation of ``range(n_samples)``.
+    k : int
+    metric : MetricSpec
+    backend : Backend
+    n_threads : int, default=1
+    progress : callable, default=None
+        Called with the number of ranks done so far, between kernel calls.
+
+    Returns
+    -------
+    dist : ndarray of shape (n_samples, k), float64
+    ind : ndarray of shape (n_samples, k), int64
+        Row ``r``: the sample indices of the nearest points to
+        ``X[order[r]]`` among ``X[order[:r]]``, sorted by ``(distance,
+        sample index)``, padded with ``inf`` / ``-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import ordered_knn_brute
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> X = np.array([[0.0], [1.0], [3.0]])
+    >>> ordered_knn_brute(X, np.array([1, 2, 0]), 2, MetricSpec("euclidean"), be)[1]
+    array([[-1, -1],
+           [ 1, -1],
+           [ 1,  2]])
+    """
+    return backend.ordered_knn_brute(X, order, k, metric, n_threads, progress)

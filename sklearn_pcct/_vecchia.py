@@ -19,6 +19,7 @@ from sklearn.utils import check_array, check_random_state
 from . import _core
 from ._backends import resolve_backend
 from ._compat import InvalidParameterError, align_sparse_api
+from ._correlation import ResidualCorrelationDistance
 from ._metric import check_features, embed, resolve_metric
 from ._neighbors import PCCTNeighbors
 from ._progress import progress
@@ -26,12 +27,18 @@ from ._progress import progress
 __all__ = ["maximin_ordering", "vecchia_neighbors", "kneighbors_graph"]
 
 _DTYPES = [np.float64, np.float32]
-_ALGORITHMS = ("auto", "cover_tree", "kd_tree")
+_ALGORITHMS = ("auto", "cover_tree", "kd_tree", "brute")
 # "auto" takes the kd-tree up to this many coordinates (box metrics only):
 # measured faster than the cover tree at d = 2, 3, 5 and 8 on uniform data
 # (benchmarks/RESULTS.md); the cover tree keeps higher dimensions, where
 # data usually has a much lower intrinsic dimension than coordinates.
 _KD_MAX_FEATURES = 8
+# "auto" computes the conditioning sets of a residual correlation metric by
+# brute force up to this many points: with many inducing points most pairs
+# are nearly uncorrelated, no tree bound prunes, and the tree evaluates about
+# n^2 distances where brute force needs n^2 / 2 bounds and ~k exact distances
+# per point (benchmarks/RESULTS.md, "Residual correlation").
+_BRUTE_MAX_SAMPLES = 50_000
 
 
 def _check_algorithm(algorithm):
@@ -44,6 +51,8 @@ def _check_algorithm(algorithm):
 
 def _uses_kd_tree(algorithm, spec, n_features, backend):
     supported = backend.supports_box(spec)
+    if algorithm == "brute":  # the ordering still needs an index: auto's
+        algorithm = "auto"
     if algorithm == "kd_tree":
         if not supported:
             raise ValueError(
@@ -56,24 +65,52 @@ def _uses_kd_tree(algorithm, spec, n_features, backend):
     return algorithm == "auto" and supported and n_features <= _KD_MAX_FEATURES
 
 
-def _prepare(X, metric, p, metric_params, n_jobs, verbose=0, name="", algorithm="auto"):
-    """Validate the data, metric and algorithm and build the tree once."""
-    _check_algorithm(algorithm)
-    spec, _, _ = resolve_metric(metric, p, metric_params)
-    X = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
-    check_features(spec, X.shape[1])
-    Xe = embed(X, spec)
-    backend = resolve_backend("auto", Xe)
-    n_threads = effective_n_jobs(n_jobs)
-    if _uses_kd_tree(algorithm, spec, Xe.shape[1], backend):
-        with _progress(verbose, X.shape[0], name, "kd-tree") as report:
-            tree = _core.build_box(Xe, spec, backend)
-            if report:
-                report(X.shape[0])
-        return X, Xe, tree, backend, n_threads
-    with _progress(verbose, X.shape[0], name, "cover tree") as report:
-        tree = _core.build(Xe, spec, backend, n_threads, report)
-    return X, Xe, tree, backend, n_threads
+def _uses_brute(algorithm, spec, n_samples, backend):
+    """Whether the conditioning sets are computed by brute force."""
+    if algorithm == "brute":
+        return True
+    return (
+        algorithm == "auto"
+        and isinstance(spec.func, ResidualCorrelationDistance)
+        and spec.w is not None
+        and spec.w[0] >= 0  # a kernel on the Numba fast path
+        and n_samples <= _BRUTE_MAX_SAMPLES
+    )
+
+
+class _Problem:
+    """Validated data, metric and algorithm; the tree is built on first use."""
+
+    def __init__(self, X, metric, p, metric_params, n_jobs, verbose=0, name="",
+                 algorithm="auto"):
+        _check_algorithm(algorithm)
+        self.spec, _, _ = resolve_metric(metric, p, metric_params)
+        self.X = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
+        check_features(self.spec, self.X.shape[1])
+        self.Xe = embed(self.X, self.spec)
+        self.backend = resolve_backend("auto", self.Xe)
+        self.n_threads = effective_n_jobs(n_jobs)
+        self.verbose, self.name, self.algorithm = verbose, name, algorithm
+        # raises now for a kd_tree request with an unsupported metric
+        self.kd = _uses_kd_tree(algorithm, self.spec, self.Xe.shape[1], self.backend)
+        self.brute = _uses_brute(algorithm, self.spec, self.X.shape[0], self.backend)
+        self._tree = None
+
+    @property
+    def tree(self):
+        if self._tree is None:
+            n = self.X.shape[0]
+            if self.kd:
+                with _progress(self.verbose, n, self.name, "kd-tree") as report:
+                    self._tree = _core.build_box(self.Xe, self.spec, self.backend)
+                    if report:
+                        report(n)
+            else:
+                with _progress(self.verbose, n, self.name, "cover tree") as report:
+                    self._tree = _core.build(
+                        self.Xe, self.spec, self.backend, self.n_threads, report
+                    )
+        return self._tree
 
 
 def _progress(verbose, total, name, step, unit="points"):
@@ -81,18 +118,19 @@ def _progress(verbose, total, name, step, unit="points"):
     return progress(verbose, total, f"{name}: {step}", unit=unit, min_total=0)
 
 
-def _maximin(tree, Xe, first, backend, verbose, name):
-    with _progress(verbose, Xe.shape[0], name, "maximin ordering") as report:
-        return _core.maximin(tree, Xe, first, backend, report or None)
+def _maximin(pb, first):
+    with _progress(pb.verbose, pb.Xe.shape[0], pb.name, "maximin ordering") as report:
+        return _core.maximin(pb.tree, pb.Xe, first, pb.backend, report or None)
 
 
-def _first_index(first, X, Xe, tree, backend, random_state):
+def _first_index(first, pb, random_state):
+    X = pb.X
     n = X.shape[0]
     if isinstance(first, str):
         if first == "center":
             center = X.mean(axis=0, dtype=np.float64)[None, :].astype(X.dtype)
-            center = embed(center, tree.metric).astype(Xe.dtype)
-            return int(_core.knn(tree, center, 1, backend)[1][0, 0])
+            center = embed(center, pb.spec).astype(pb.Xe.dtype)
+            return int(_core.knn(pb.tree, center, 1, pb.backend)[1][0, 0])
         if first == "random":
             return int(check_random_state(random_state).randint(n))
         raise ValueError(
@@ -174,20 +212,22 @@ def maximin_ordering(
     >>> lengthscales
     array([inf,  2.,  2.,  1.,  1.])
     """
-    name = "maximin_ordering"
-    X, Xe, tree, backend, _ = _prepare(
-        X, metric, 2, metric_params, n_jobs, verbose, name, algorithm
-    )
-    first = _first_index(first, X, Xe, tree, backend, random_state)
-    return _maximin(tree, Xe, first, backend, verbose, name)
+    if algorithm == "brute":
+        raise InvalidParameterError(
+            "The 'algorithm' parameter of maximin_ordering must be a str among "
+            "['auto', 'cover_tree', 'kd_tree'] (the ordering always runs on a tree). "
+            "Got 'brute' instead."
+        )
+    pb = _Problem(X, metric, 2, metric_params, n_jobs, verbose, "maximin_ordering", algorithm)
+    first = _first_index(first, pb, random_state)
+    return _maximin(pb, first)
 
 
-def _order_from(ordering, X, Xe, tree, backend, random_state, verbose=0, name=""):
-    n = X.shape[0]
+def _order_from(ordering, pb, random_state):
+    n = pb.X.shape[0]
     if isinstance(ordering, str):
         if ordering == "maximin":
-            first = _first_index("center", X, Xe, tree, backend, None)
-            return _maximin(tree, Xe, first, backend, verbose, name)[0]
+            return _maximin(pb, _first_index("center", pb, None))[0]
         if ordering == "none":
             return np.arange(n)
         if ordering == "random":
@@ -234,22 +274,31 @@ def _check_n_neighbors(n_neighbors):
     return int(n_neighbors)
 
 
-def _conditioning(X, Xe, tree, backend, n_threads, order, n_neighbors, verbose=0, name=""):
+def _conditioning(pb, order, n_neighbors):
     """Rows of ``(dist, ind)`` in rank order, ``n_neighbors`` wide, padded."""
-    n = X.shape[0]
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    n = pb.X.shape[0]
     k = min(n_neighbors, n - 1)
     if k < 1:
         return np.full((n, n_neighbors), np.inf), np.full((n, n_neighbors), -1, dtype=np.int64)
-    with _progress(verbose, n, name, "conditioning sets") as report:
-        d, i = _core.ordered_knn(tree, Xe, rank, rank, k, backend, n_threads, report or None)
+    step = "conditioning sets (brute force)" if pb.brute else "conditioning sets"
+    with _progress(pb.verbose, n, pb.name, step) as report:
+        if pb.brute:
+            d, i = _core.ordered_knn_brute(
+                pb.Xe, order, k, pb.spec, pb.backend, pb.n_threads, report or None
+            )
+        else:
+            rank = np.empty(n, dtype=np.int64)
+            rank[order] = np.arange(n)
+            d, i = _core.ordered_knn(
+                pb.tree, pb.Xe, rank, rank, k, pb.backend, pb.n_threads, report or None
+            )
+            d, i = d[order], i[order]
     if k == n_neighbors:  # the usual case: no padding columns
-        return d[order], i[order]
+        return d, i
     dist = np.full((n, n_neighbors), np.inf)
     ind = np.full((n, n_neighbors), -1, dtype=np.int64)
-    dist[:, :k] = d[order]
-    ind[:, :k] = i[order]
+    dist[:, :k] = d
+    ind[:, :k] = i
     return dist, ind
 
 
@@ -261,8 +310,9 @@ def vecchia_neighbors(
 
     For the ordering ``order``, row ``r`` lists the ``n_neighbors`` points
     of ``X[order[:r]]`` nearest to ``X[order[r]]``. Exact, and parallel over
-    points: every query searches the cover tree of all points and prunes
-    subtrees whose smallest rank is not earlier than the query's.
+    points: every query searches a tree of all points and prunes subtrees
+    whose smallest rank is not earlier than the query's (or, with
+    ``algorithm="brute"``, scans all its predecessors).
 
     Parameters
     ----------
@@ -281,14 +331,19 @@ def vecchia_neighbors(
         :class:`ResidualCorrelationDistance`.
     metric_params : dict, default=None
         Extra metric parameters.
-    algorithm : {"auto", "cover_tree", "kd_tree"}, default="auto"
+    algorithm : {"auto", "cover_tree", "kd_tree", "brute"}, default="auto"
         The index the search runs on; every choice gives the same answer.
         ``"kd_tree"``: a balanced kd-tree with tight boxes, for metrics with
         a distance-to-box bound (euclidean, manhattan, chebyshev); built in
         milliseconds and several times faster in low dimensions.
-        ``"cover_tree"``: the compressed cover tree, any metric. ``"auto"``:
-        the kd-tree for those metrics with at most 8 features, the cover
-        tree otherwise.
+        ``"cover_tree"``: the compressed cover tree, any metric.
+        ``"brute"``: the conditioning sets compare every point with all its
+        predecessors (``n^2 / 2`` pairs; a maximin ordering still runs on
+        the tree of ``"auto"``), for metrics no tree prunes, such as
+        :class:`ResidualCorrelationDistance` with many inducing points.
+        ``"auto"``: brute force for a residual correlation metric with a
+        fast-path kernel up to 50,000 points; otherwise the kd-tree for box
+        metrics with at most 8 features, the cover tree otherwise.
     n_jobs : int, default=None
         Threads (scikit-learn semantics: ``-1`` uses all cores).
     random_state : int, RandomState instance or None, default=None
@@ -335,14 +390,9 @@ def vecchia_neighbors(
            [ 3,  2]])
     """
     n_neighbors = _check_n_neighbors(n_neighbors)
-    name = "vecchia_neighbors"
-    X, Xe, tree, backend, n_threads = _prepare(
-        X, metric, 2, metric_params, n_jobs, verbose, name, algorithm
-    )
-    order = _order_from(ordering, X, Xe, tree, backend, random_state, verbose, name)
-    dist, ind = _conditioning(
-        X, Xe, tree, backend, n_threads, order, n_neighbors, verbose, name
-    )
+    pb = _Problem(X, metric, 2, metric_params, n_jobs, verbose, "vecchia_neighbors", algorithm)
+    order = _order_from(ordering, pb, random_state)
+    dist, ind = _conditioning(pb, order, n_neighbors)
     if return_distance:
         return order, ind, dist
     return order, ind
@@ -381,7 +431,7 @@ def kneighbors_graph(
         convention: it then counts among the ``n_neighbors``); with an
         ordering, the row holds ``i`` itself (distance 0, stored explicitly)
         and its ``n_neighbors - 1`` nearest predecessors.
-    algorithm : {"auto", "cover_tree", "kd_tree"}, default="auto"
+    algorithm : {"auto", "cover_tree", "kd_tree", "brute"}, default="auto"
         With an ordering, the index of the search, as in
         :func:`vecchia_neighbors`. Without one the graph is always computed
         with the cover tree (:class:`PCCTNeighbors`); the value is still
@@ -433,17 +483,12 @@ def kneighbors_graph(
             query = check_array(X, accept_sparse=False, dtype=_DTYPES, order="C")
         return est.kneighbors_graph(query, n_neighbors, mode=mode)
     n_neighbors = _check_n_neighbors(n_neighbors)
-    name = "kneighbors_graph"
-    X, Xe, tree, backend, n_threads = _prepare(
-        X, metric, p, metric_params, n_jobs, verbose, name, algorithm
-    )
-    n = X.shape[0]
-    order = _order_from(ordering, X, Xe, tree, backend, random_state, verbose, name)
+    pb = _Problem(X, metric, p, metric_params, n_jobs, verbose, "kneighbors_graph", algorithm)
+    n = pb.X.shape[0]
+    order = _order_from(ordering, pb, random_state)
     n_prev = n_neighbors - 1 if include_self else n_neighbors
     if n_prev > 0:
-        dist, ind = _conditioning(
-            X, Xe, tree, backend, n_threads, order, n_prev, verbose, name
-        )
+        dist, ind = _conditioning(pb, order, n_prev)
     else:
         dist, ind = np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64)
     # rows of the graph are original indices: row order[r] holds rank r's set

@@ -195,7 +195,7 @@ def test_kd_ordered_graph_equals_cover_tree_graph(ordering, include_self):
     np.testing.assert_array_equal(a.indptr, b.indptr)
 
 
-@pytest.mark.parametrize("algorithm", ["ball_tree", "brute", "", None, 1])
+@pytest.mark.parametrize("algorithm", ["ball_tree", "Brute", "", None, 1])
 def test_bad_algorithm_raises(algorithm):
     X = _data("uniform", 20, 2)
     for call in (

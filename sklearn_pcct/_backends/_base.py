@@ -89,3 +89,10 @@ class Backend(Protocol):
 
     def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None):
         """:meth:`knn` restricted to samples ``s`` with ``rank[s] < qrank[i]``."""
+
+    def ordered_knn_brute(self, X, order, k, metric, n_threads, progress=None):
+        """``(dist, ind)`` by rank: the ``k`` nearest of ``X[order[:r]]`` to ``X[order[r]]``.
+
+        Brute force over the predecessors (no index); the same answers as
+        :meth:`ordered_knn` on a tree.
+        """

@@ -17,7 +17,7 @@ from ..._boxtree import BoxTree
 from ..._dynamic import DynamicTree
 from ..._tree import TreeVersion
 from .._base import Capabilities
-from . import _boxes
+from . import _boxes, _brute
 from . import _kernels_batch as kbt
 from . import _kernels_build as kb
 from . import _kernels_graph as kg
@@ -709,6 +709,17 @@ class NumbaBackend:
             tree.child_stop,
         )
         return self._knn(tree, Q, k, n_threads, qrank, rank, min_rank, progress)
+
+    def ordered_knn_brute(self, X, order, k, metric, n_threads, progress=None):
+        """``(dist, ind)`` by rank, by brute force over each row's predecessors.
+
+        Row ``r`` holds the ``k`` nearest samples of ``X[order[:r]]`` to
+        ``X[order[r]]`` (sample indices), sorted by ``(distance, index)`` and
+        padded with ``inf`` / ``-1``.
+        """
+        X = _readonly(np.ascontiguousarray(X))
+        with _threads(n_threads):
+            return _brute.ordered_knn(X, order, k, _metric_args(metric), progress)
 
     def merge_rows(self, ind, dist, rows, cand_ind, cand_dist, n_threads):
         """Merge candidate neighbours into rows of a padded neighbour list, in place.
