@@ -15,7 +15,8 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
     A drop-in replacement for :class:`sklearn.neighbors.NearestNeighbors`:
     same methods, same results (ties broken by sample index), found with a
     compressed cover tree (Elkin and Kurlin) built and searched by Numba
-    kernels (queries run in parallel).
+    kernels (queries run in parallel); in up to 8 dimensions a kd-tree
+    answers the k-nearest-neighbour queries of a fit (``algorithm``).
 
     Parameters
     ----------
@@ -24,6 +25,16 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
     radius : float, default=1.0
         Range of parameter space to use by default for
         :meth:`radius_neighbors` queries.
+    algorithm : {'auto', 'cover_tree', 'kd_tree'}, default='auto'
+        The index that answers the k-nearest-neighbour queries of a fit;
+        every choice gives the same answers. 'cover_tree': the compressed
+        cover tree, any metric, built by ``fit``. 'kd_tree': a balanced
+        kd-tree with tight boxes, for 'euclidean', 'manhattan' and
+        'chebyshev' (Minkowski with ``p`` in 1, 2, inf), built in
+        milliseconds; the cover tree is then built only when something needs
+        it (radius queries, ``partial_fit`` / ``remove``, ``tree_``) and it
+        answers every query after an update. 'auto': the kd-tree for those
+        metrics with at most 8 features, the cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric: 'euclidean', 'manhattan', 'chebyshev', 'minkowski'
         (with ``p >= 1``) or 'haversine' (2 features: latitude and longitude
@@ -104,6 +115,7 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
         n_neighbors=5,
         radius=1.0,
         *,
+        algorithm="auto",
         metric="minkowski",
         p=2,
         metric_params=None,
@@ -113,6 +125,7 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
     ):
         self.n_neighbors = n_neighbors
         self.radius = radius
+        self.algorithm = algorithm
         self.metric = metric
         self.p = p
         self.metric_params = metric_params

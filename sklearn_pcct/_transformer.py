@@ -38,6 +38,16 @@ class PCCTTransformer(
         neighbor, one extra neighbor will be computed when mode ==
         'distance'. In this case, the sparse graph contains
         (n_neighbors + 1) neighbors.
+    algorithm : {'auto', 'cover_tree', 'kd_tree'}, default='auto'
+        The index that answers the k-nearest-neighbour queries of a fit;
+        every choice gives the same answers. 'cover_tree': the compressed
+        cover tree, any metric, built by ``fit``. 'kd_tree': a balanced
+        kd-tree with tight boxes, for 'euclidean', 'manhattan' and
+        'chebyshev' (Minkowski with ``p`` in 1, 2, inf), built in
+        milliseconds; the cover tree is then built only when something needs
+        it (radius queries, ``partial_fit`` / ``remove``, ``tree_``) and it
+        answers every query after an update. 'auto': the kd-tree for those
+        metrics with at most 8 features, the cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric, as for :class:`PCCTNeighbors`.
     p : float, default=2
@@ -113,6 +123,7 @@ class PCCTTransformer(
         *,
         mode="distance",
         n_neighbors=5,
+        algorithm="auto",
         metric="minkowski",
         p=2,
         metric_params=None,
@@ -122,6 +133,7 @@ class PCCTTransformer(
     ):
         self.mode = mode
         self.n_neighbors = n_neighbors
+        self.algorithm = algorithm
         self.metric = metric
         self.p = p
         self.metric_params = metric_params
@@ -171,8 +183,9 @@ class PCCTTransformer(
             k = self._graph_k()
             if k > state.n_live:
                 # the error transform(X_live) would raise
-                self._kneighbors(state, state.dynamic.points.data[state.live_ids], k, False)
-            with _progress(self, state.tree.n_nodes, "graph_") as report:
+                self._kneighbors(state, state.live_points(), k, False)
+            total = state.n_live if state.box is not None else state.tree.n_nodes
+            with _progress(self, total, "graph_") as report:
                 graph = knn_graph(
                     state, k, resolve_backend(state.backend), self._n_threads(),
                     reserve=k // 4 + 1, progress=report or None,

@@ -96,10 +96,10 @@ class UpdatesMixin:
             # validated in the tree's dtype: values too large for float32 are
             # rejected as fit rejects them
             X = validate_data(
-                self, X, accept_sparse=False, dtype=state.dynamic.dtype, order="C",
+                self, X, accept_sparse=False, dtype=state.dtype, order="C",
                 reset=False,
             )
-            X = embed(X, state.dynamic.metric)
+            X = embed(X, state.metric)
             backend = resolve_backend(self.backend_)
             with _progress(self, X.shape[0], "partial_fit") as report:
                 dynamic = _core.insert(state.dynamic, X, backend, self._n_threads(), report)
@@ -285,5 +285,5 @@ class PCCTSnapshot(KNeighborsMixin, RadiusNeighborsMixin):
     @property
     def version_(self):
         """Number of updates since the fit, at snapshot time."""
-        return self._pcct_state_.dynamic.version
+        return self._pcct_state_.version
 

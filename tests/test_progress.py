@@ -55,13 +55,20 @@ def test_verbose_1_skips_small_fits(X, capsys):
 
 def test_verbose_1_reports_large_fits(X, capsys, monkeypatch):
     monkeypatch.setattr(_progress, "LARGE", 1000)
-    nn = PCCTNeighbors(n_neighbors=4, verbose=1).fit(X)
+    nn = PCCTNeighbors(n_neighbors=4, verbose=1, algorithm="cover_tree").fit(X)
     nn.partial_fit(X[:2000] + 0.5)
     nn.kneighbors()
     lines = _lines(capsys.readouterr().err)
     assert lines[0] == "[sklearn_pcct] PCCTNeighbors.fit: 3,000 points"
     assert any(line.startswith("[sklearn_pcct] PCCTNeighbors.fit:  50%") for line in lines)
     assert any("PCCTNeighbors.partial_fit: done in" in line for line in lines)
+    assert any("PCCTNeighbors.kneighbors: done in" in line for line in lines)
+    # a kd-tree fit (built in milliseconds) reports its start and its end
+    nn = PCCTNeighbors(n_neighbors=4, verbose=1, algorithm="kd_tree").fit(X)
+    nn.kneighbors()
+    lines = _lines(capsys.readouterr().err)
+    assert lines[0] == "[sklearn_pcct] PCCTNeighbors.fit: 3,000 points"
+    assert any("PCCTNeighbors.fit: done in" in line for line in lines)
     assert any("PCCTNeighbors.kneighbors: done in" in line for line in lines)
 
 
