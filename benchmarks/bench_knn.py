@@ -50,6 +50,7 @@ ALL_PEERS = (
     "faiss",
     "hnswlib",
     "pynndescent",
+    "ours_cover_tree",  # ours with algorithm="cover_tree", outside the peer ratios
 )
 
 

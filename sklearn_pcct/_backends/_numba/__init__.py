@@ -572,11 +572,13 @@ class NumbaBackend:
         ``progress``, if given, is called with the number of queries answered
         so far (the queries then run in a few dozen batches).
         """
-        if isinstance(tree, BoxTree):  # every sample ranks before every query
-            return self.ordered_knn(
-                tree, Q, np.ones(Q.shape[0], dtype=np.int64),
-                np.zeros(tree.n_samples, dtype=np.int64), k, n_threads, progress,
-            )
+        if isinstance(tree, BoxTree):  # the ranked search with no rank restriction
+            Q = self._queries(tree, Q)
+            with _threads(n_threads) as nt:
+                return _boxes.ordered_knn(
+                    tree, Q, None, None, k, _metric_args(tree.metric),
+                    lambda m: _chunks(m, nt), _pieces(0, Q.shape[0]), progress,
+                )
         return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK, progress)
 
     def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank, progress=None):

@@ -44,13 +44,23 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
                 progress=None):
     """``(dist, ind)``: the ``k`` nearest samples of rank ``< qrank[i]`` to ``Q[i]``.
 
+    ``rank=None``: the plain ``k`` nearest samples (``qrank`` is ignored).
+
     ``chunks_of(m)`` gives the thread blocks of ``m`` queries; with
     ``progress``, the queries run in ``pieces`` and ``progress`` is called
     after each.
     """
     code, p, w, user = metric_args
     nq = Q.shape[0]
-    perm, pts, rank_pos, min_rank = _by_rank(tree, rank)
+    if rank is None:  # no restriction: every sample ranks 0, every query 1
+        # writable copies (milliseconds): the kernel keeps one compiled
+        # specialisation, the one of the ranked search's fresh arrays
+        perm, pts = tree.perm.copy(), tree.points.copy()
+        rank_pos = np.zeros(tree.n_samples, dtype=np.int64)
+        min_rank = np.zeros(tree.n_nodes, dtype=np.int64)
+        qrank = np.ones(nq, dtype=np.int64)
+    else:
+        perm, pts, rank_pos, min_rank = _by_rank(tree, rank)
     # the fitted points as queries: answer them in tree order (neighbouring
     # queries share their paths in the cache)
     qorder = perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
