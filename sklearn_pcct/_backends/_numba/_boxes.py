@@ -14,8 +14,16 @@ __all__ = ["leaf_size", "build", "maximin", "ordered_knn"]
 
 
 def leaf_size(n_features):
-    """Points per leaf: small where a node costs little next to a distance."""
-    return 8 if n_features <= 3 else 16
+    """Points per leaf: small where a node costs little next to a distance.
+
+    A node's box bound costs ``O(n_features)`` like a distance, and in more
+    dimensions a query visits more leaves: larger buckets trade traversal
+    for contiguous scans (uniform 8-D, k = 17 all-kNN of 10^5 points:
+    leaves of 64 or 128 points 15-25 % faster than 16, noisy machine).
+    """
+    if n_features <= 3:
+        return 8
+    return 32 if n_features <= 5 else 64
 
 
 def build(X, metric):
