@@ -33,8 +33,10 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
         'chebyshev' (Minkowski with ``p`` in 1, 2, inf), built in
         milliseconds; the cover tree is then built only when something needs
         it (radius queries, ``partial_fit`` / ``remove``, ``tree_``) and it
-        answers every query after an update. 'auto': the kd-tree for those
-        metrics with at most 8 features, the cover tree otherwise.
+        answers every query after an update (pass 'cover_tree' if you will
+        update: the first ``partial_fit`` / ``remove`` of a kd-tree fit pays
+        the build). 'auto': the kd-tree for those metrics with at most 8
+        features, the cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric: 'euclidean', 'manhattan', 'chebyshev', 'minkowski'
         (with ``p >= 1``) or 'haversine' (2 features: latitude and longitude
