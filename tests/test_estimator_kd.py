@@ -52,6 +52,7 @@ def _pair(**kw):
 
 def _same(a, b):
     for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype, (x.dtype, y.dtype)
         np.testing.assert_array_equal(x, y)
 
 

@@ -70,6 +70,7 @@ RESIDUAL_KERNELS = {
 
 def _same(a, b):
     for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype, (x.dtype, y.dtype)
         np.testing.assert_array_equal(x, y)
 
 
