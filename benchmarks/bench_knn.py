@@ -64,7 +64,8 @@ class Workload:
     n: int
     k: int
     make: object  # (rng, n, n_queries) -> (X, Q)
-    peers: tuple = ALL_PEERS  # default peers when --peers is not given
+    # default peers when --peers is not given (ours on the cover tree alone only on request)
+    peers: tuple = tuple(p for p in ALL_PEERS if p != "ours_cover_tree")
     max_n: int | None = None
 
 
