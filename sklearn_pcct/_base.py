@@ -37,26 +37,6 @@ def _progress(est, total, step):
     return progress(getattr(est, "verbose", 0), total, f"{type(est).__name__}.{step}")
 
 
-# "auto" answers k-NN queries with the kd-tree up to this many coordinates
-# (box metrics only), as the Vecchia functions do: measured faster than the
-# cover tree on uniform data in 2 and 8 dimensions (benchmarks/RESULTS.md)
-_KD_MAX_FEATURES = 8
-
-
-def _uses_kd_tree(algorithm, spec, n_features, backend):
-    supported = backend.supports_box(spec)
-    if algorithm == "kd_tree":
-        if not supported:
-            raise ValueError(
-                f"algorithm='kd_tree' needs a metric with a distance-to-box bound "
-                f"(euclidean, manhattan, chebyshev, or minkowski with p in (1, 2, inf) "
-                f"and no weights); got {spec.name!r}. Use algorithm='cover_tree' or "
-                "'auto' for this metric."
-            )
-        return True
-    return algorithm == "auto" and supported and n_features <= _KD_MAX_FEATURES
-
-
 def _split_rows(values, indptr):
     """Rows of a CSR layout as an object array of arrays (none for no rows)."""
     parts = np.split(values, indptr[1:-1]) if len(indptr) > 1 else []
@@ -143,7 +123,7 @@ class PCCTBase(BaseEstimator):
         check_features(spec, X.shape[1])
         X = embed(X, spec)
         backend = resolve_backend(self.backend, X)
-        if _uses_kd_tree(self.algorithm, spec, X.shape[1], backend):
+        if _core.uses_kd_tree(self.algorithm, spec, X.shape[1], backend):
             with _progress(self, X.shape[0], "fit") as report:
                 box = _core.build_box(X, spec, backend)
                 if report:
@@ -276,21 +256,12 @@ class KNeighborsMixin:
         if not query_is_train:
             with _progress(self, n_queries, "kneighbors") as report:
                 dist, ind = _core.knn(
-                    state.box if state.box is not None else state.tree, X, n_neighbors,
-                    backend, self._n_threads(), report or None,
-                )
-            return (dist, ind) if return_distance else ind
-        if state.box is not None:  # a kd-tree fit: the fitted points are rows 0 .. n - 1
-            with _progress(self, n_queries, "kneighbors") as report:
-                dist, ind = _core.knn(
-                    state.box, state.live_points(), n_neighbors, backend, self._n_threads(),
+                    state.query_index, X, n_neighbors, backend, self._n_threads(),
                     report or None,
                 )
-        else:
-            with _progress(self, state.tree.n_nodes, "kneighbors") as report:
-                dist, ind = _core.knn_fitted(
-                    state.tree, n_neighbors, backend, self._n_threads(), report or None
-                )
+            return (dist, ind) if return_distance else ind
+        with _progress(self, state.fitted_search_size, "kneighbors") as report:
+            dist, ind = state.knn_fitted(n_neighbors, backend, self._n_threads(), report or None)
         # Drop the sample itself; if more duplicates than neighbours pushed it
         # out of the first n_neighbors + 1, drop the first one instead (the
         # scikit-learn rule). Rows are the live ids in ascending order.

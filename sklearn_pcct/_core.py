@@ -11,8 +11,15 @@ import numpy as np
 __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
     "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "ordered_knn", "build_box",
-    "ordered_knn_brute",
+    "ordered_knn_brute", "uses_kd_tree", "KD_MAX_FEATURES",
 ]
+
+# "auto" answers k-NN queries (estimators) and builds the Vecchia index with
+# the kd-tree up to this many coordinates, box metrics only: measured faster
+# than the cover tree at d = 2, 3, 5 and 8 on uniform data
+# (benchmarks/RESULTS.md); the cover tree keeps higher dimensions, where data
+# usually has a much lower intrinsic dimension than coordinates.
+KD_MAX_FEATURES = 8
 
 
 def build(X, metric, backend, n_threads=1, progress=None):
@@ -451,3 +458,34 @@ def ordered_knn_brute(X, order, k, metric, backend, n_threads=1, progress=None):
            [ 1,  2]])
     """
     return backend.ordered_knn_brute(X, order, k, metric, n_threads, progress)
+
+
+def uses_kd_tree(algorithm, metric, n_features, backend):
+    """Whether ``algorithm`` (``"auto"``, ``"cover_tree"`` or ``"kd_tree"``) means the kd-tree.
+
+    ``"kd_tree"`` with a metric that has no distance-to-box bound raises
+    ``ValueError``; ``"auto"`` picks the kd-tree for those metrics with at
+    most :data:`KD_MAX_FEATURES` features.
+
+    Examples
+    --------
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import uses_kd_tree
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 3, be)
+    True
+    >>> uses_kd_tree("auto", MetricSpec("haversine"), 2, be)
+    False
+    """
+    supported = backend.supports_box(metric)
+    if algorithm == "kd_tree":
+        if not supported:
+            raise ValueError(
+                f"algorithm='kd_tree' needs a metric with a distance-to-box bound "
+                f"(euclidean, manhattan, chebyshev, or minkowski with p in (1, 2, inf) "
+                f"and no weights); got {metric.name!r}. Use algorithm='cover_tree' or "
+                "'auto' for this metric."
+            )
+        return True
+    return algorithm == "auto" and supported and n_features <= KD_MAX_FEATURES

@@ -64,8 +64,8 @@ def knn_graph(state, k, backend, n_threads=1, reserve=0, progress=None):
     reserve : int, default=0
         Extra neighbours held per row, so that removals rarely need a query.
     progress : callable, default=None
-        Called with the number of tree nodes (kd-tree fit: points) searched
-        so far.
+        Called with the amount searched so far, out of
+        ``state.fitted_search_size``.
 
     Returns
     -------
@@ -89,10 +89,7 @@ def knn_graph(state, k, backend, n_threads=1, reserve=0, progress=None):
     """
     ind, dist = _padded(state.n_samples_fit, k + reserve)
     held = min(k + reserve, state.n_live)
-    if state.box is not None:  # a kd-tree fit: the points are rows 0 .. n - 1
-        d, i = _core.knn(state.box, state.live_points(), held, backend, n_threads, progress)
-    else:
-        d, i = _core.knn_fitted(state.tree, held, backend, n_threads, progress)
+    d, i = state.knn_fitted(held, backend, n_threads, progress)
     ind[state.live_ids, :held] = i
     dist[state.live_ids, :held] = d
     return KNNGraph(*_readonly(ind, dist), k)

@@ -92,6 +92,25 @@ class FittedState:
         return self._tree
 
     @property
+    def query_index(self):
+        """The index that answers k-NN queries: the kd-tree of a fit, else the cover tree."""
+        return self.box if self.box is not None else self.tree
+
+    @property
+    def fitted_search_size(self):
+        """What :meth:`knn_fitted` reports its progress in: points or tree nodes."""
+        return self.n_live if self.box is not None else self.tree.n_nodes
+
+    def knn_fitted(self, k, backend, n_threads=1, progress=None):
+        """``(dist, ind)``: the ``k`` nearest live samples of each live sample.
+
+        The sample itself included; rows in ascending live-id order.
+        """
+        if self.box is not None:  # a kd-tree fit: the points are rows 0 .. n - 1
+            return _core.knn(self.box, self.live_points(), k, backend, n_threads, progress)
+        return _core.knn_fitted(self.tree, k, backend, n_threads, progress)
+
+    @property
     def metric(self):
         """The :class:`~sklearn_pcct._metric.MetricSpec` of the points."""
         return self._metric if self._dynamic is None else self._dynamic.metric

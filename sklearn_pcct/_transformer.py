@@ -186,8 +186,7 @@ class PCCTTransformer(
             if k > state.n_live:
                 # the error transform(X_live) would raise
                 self._kneighbors(state, state.live_points(), k, False)
-            total = state.n_live if state.box is not None else state.tree.n_nodes
-            with _progress(self, total, "graph_") as report:
+            with _progress(self, state.fitted_search_size, "graph_") as report:
                 graph = knn_graph(
                     state, k, resolve_backend(state.backend), self._n_threads(),
                     reserve=k // 4 + 1, progress=report or None,

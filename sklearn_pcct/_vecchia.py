@@ -28,11 +28,6 @@ __all__ = ["maximin_ordering", "vecchia_neighbors", "kneighbors_graph"]
 
 _DTYPES = [np.float64, np.float32]
 _ALGORITHMS = ("auto", "cover_tree", "kd_tree", "brute")
-# "auto" takes the kd-tree up to this many coordinates (box metrics only):
-# measured faster than the cover tree at d = 2, 3, 5 and 8 on uniform data
-# (benchmarks/RESULTS.md); the cover tree keeps higher dimensions, where
-# data usually has a much lower intrinsic dimension than coordinates.
-_KD_MAX_FEATURES = 8
 # "auto" computes the conditioning sets of a residual correlation metric by
 # brute force up to this many points: with many inducing points most pairs
 # are nearly uncorrelated, no tree bound prunes, and the tree evaluates about
@@ -49,23 +44,7 @@ def _check_algorithm(algorithm):
         )
 
 
-def _uses_kd_tree(algorithm, spec, n_features, backend):
-    supported = backend.supports_box(spec)
-    if algorithm == "brute":  # the ordering still needs an index: auto's
-        algorithm = "auto"
-    if algorithm == "kd_tree":
-        if not supported:
-            raise ValueError(
-                f"algorithm='kd_tree' needs a metric with a distance-to-box bound "
-                f"(euclidean, manhattan, chebyshev, or minkowski with p in (1, 2, inf) "
-                f"and no weights); got {spec.name!r}. Use algorithm='cover_tree' or "
-                "'auto' for this metric."
-            )
-        return True
-    return algorithm == "auto" and supported and n_features <= _KD_MAX_FEATURES
-
-
-def _uses_brute(algorithm, spec, n_samples, backend):
+def _uses_brute(algorithm, spec, n_samples):
     """Whether the conditioning sets are computed by brute force."""
     if algorithm == "brute":
         return True
@@ -92,8 +71,12 @@ class _Problem:
         self.n_threads = effective_n_jobs(n_jobs)
         self.verbose, self.name, self.algorithm = verbose, name, algorithm
         # raises now for a kd_tree request with an unsupported metric
-        self.kd = _uses_kd_tree(algorithm, self.spec, self.Xe.shape[1], self.backend)
-        self.brute = _uses_brute(algorithm, self.spec, self.X.shape[0], self.backend)
+        # the ordering of a brute-force call still needs the index "auto" picks
+        self.kd = _core.uses_kd_tree(
+            "auto" if algorithm == "brute" else algorithm, self.spec, self.Xe.shape[1],
+            self.backend,
+        )
+        self.brute = _uses_brute(algorithm, self.spec, self.X.shape[0])
         self._tree = None
 
     @property

@@ -573,12 +573,7 @@ class NumbaBackend:
         so far (the queries then run in a few dozen batches).
         """
         if isinstance(tree, BoxTree):  # the ranked search with no rank restriction
-            Q = self._queries(tree, Q)
-            with _threads(n_threads) as nt:
-                return _boxes.ordered_knn(
-                    tree, Q, None, None, k, _metric_args(tree.metric),
-                    lambda m: _chunks(m, nt), _pieces(0, Q.shape[0]), progress,
-                )
+            return self.ordered_knn(tree, Q, None, None, k, n_threads, progress)
         return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK, progress)
 
     def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank, progress=None):
@@ -693,10 +688,12 @@ class NumbaBackend:
         """``k`` nearest samples of rank ``< qrank[i]`` to every row ``Q[i]``.
 
         ``rank`` has one entry per sample id. Returns ``(dist, ind)`` padded
-        with ``inf`` / ``-1``.
+        with ``inf`` / ``-1``. On a kd-tree, ``rank=None`` (and ``qrank=None``)
+        is the plain k-NN search.
         """
-        rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
-        qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
+        if rank is not None:
+            rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
+            qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
         if isinstance(tree, BoxTree):
             Q = self._queries(tree, Q)
             with _threads(n_threads) as nt:

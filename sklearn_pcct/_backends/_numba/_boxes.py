@@ -64,9 +64,7 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     code, p, w, user = metric_args
     nq = Q.shape[0]
     if rank is None:  # no restriction: every sample ranks 0, every query 1
-        # writable copies (milliseconds): the kernel keeps one compiled
-        # specialisation, the one of the ranked search's fresh arrays
-        perm, pts = tree.perm.copy(), tree.points.copy()
+        perm, pts = tree.perm, tree.points
         rank_pos = np.zeros(tree.n_samples, dtype=np.int64)
         min_rank = np.zeros(tree.n_nodes, dtype=np.int64)
         qrank = np.ones(nq, dtype=np.int64)
@@ -97,4 +95,8 @@ def _by_rank(tree, rank):
     perm = np.ascontiguousarray(tree.perm[by])
     pts = np.ascontiguousarray(tree.points[by])
     rank_pos = np.ascontiguousarray(rank_pos[by])
+    # read-only like the tree's own arrays, which the unranked search passes:
+    # one compiled specialisation of the kernel serves both
+    perm.flags.writeable = False
+    pts.flags.writeable = False
     return perm, pts, rank_pos, kk.subtree_min_rank(rank_pos, tree.n_nodes)

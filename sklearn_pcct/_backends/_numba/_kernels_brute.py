@@ -172,48 +172,14 @@ def _residual_tile(ra, rb, E, perm, V, CT, s, vn, form, w, code, p, user, out_di
             tiny = q < _TINY
             G[i, j] = 0.0 if tiny else a - err
             hb[j] = 2.0 if tiny else a + err
-        U = _kth_smallest(hb, r, k)
+        # U: the k-th smallest upper bound (the result heap, ties by index)
+        cnt = 0
+        for j in range(r):
+            cnt = _result_offer(rd, ri, cnt, k, hb[j], j)
+        U = rd[0] if cnt == k else np.inf
         cnt = 0
         for j in range(r):
             if G[i, j] <= U:
                 d = distance(E, r, E, j, code, p, w, user)
                 cnt = _result_offer(rd, ri, cnt, k, d, perm[j])
         _result_store(rd, ri, cnt, k, out_dist, out_ind, r)
-
-
-@njit(cache=True)
-def _kth_smallest(values, n, k):
-    """The ``k``-th smallest of ``values[:n]`` (``inf`` if ``n < k``)."""
-    if n < k:
-        return np.inf
-    heap = np.empty(k, dtype=np.float64)  # max-heap of the k smallest so far
-    for j in range(k):
-        v = values[j]
-        q = j
-        while q > 0:
-            par = (q - 1) >> 1
-            if heap[par] < v:
-                heap[q] = heap[par]
-                q = par
-            else:
-                break
-        heap[q] = v
-    for j in range(k, n):
-        v = values[j]
-        if v >= heap[0]:
-            continue
-        q = 0
-        while True:
-            left = 2 * q + 1
-            if left >= k:
-                break
-            big = left
-            if left + 1 < k and heap[left] < heap[left + 1]:
-                big = left + 1
-            if heap[big] > v:
-                heap[q] = heap[big]
-                q = big
-            else:
-                break
-        heap[q] = v
-    return heap[0]
