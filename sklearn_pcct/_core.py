@@ -379,7 +379,7 @@ def maximin(tree, X, first, backend, progress=None):
     return backend.maximin(tree, X, first, progress)
 
 
-def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None):
+def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None, out_rows=None):
     """The ``k`` nearest samples ranked before each query (Vecchia neighbours).
 
     Parameters
@@ -396,6 +396,10 @@ def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None):
     progress : callable, default=None
         Called with the number of queries answered so far, between kernel calls
         (see :mod:`sklearn_pcct._progress`).
+    out_rows : ndarray of shape (n_queries,), default=None
+        A permutation of ``range(n_queries)``: query ``i``'s answer is row
+        ``out_rows[i]`` of the results (default: row ``i``). With
+        ``out_rows=qrank`` the rows come out in rank order, without a copy.
 
     Returns
     -------
@@ -417,7 +421,7 @@ def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None):
            [-1, -1],
            [ 1, -1]])
     """
-    return backend.ordered_knn(tree, Q, qrank, rank, k, n_threads, progress)
+    return backend.ordered_knn(tree, Q, qrank, rank, k, n_threads, progress, out_rows)
 
 
 def ordered_knn_brute(X, order, k, metric, backend, n_threads=1, progress=None):

@@ -272,10 +272,9 @@ def _conditioning(pb, order, n_neighbors):
         else:
             rank = np.empty(n, dtype=np.int64)
             rank[order] = np.arange(n)
-            d, i = _core.ordered_knn(
-                pb.tree, pb.Xe, rank, rank, k, pb.backend, pb.n_threads, report or None
+            d, i = _core.ordered_knn(  # rows in rank order
+                pb.tree, pb.Xe, rank, rank, k, pb.backend, pb.n_threads, report or None, rank
             )
-            d, i = d[order], i[order]
     if k == n_neighbors:  # the usual case: no padding columns
         return d, i
     dist = np.full((n, n_neighbors), np.inf)

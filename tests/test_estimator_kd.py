@@ -74,6 +74,20 @@ def test_kd_fit_answers_as_the_cover_tree(kind, metric, p):
     assert kd._pcct_state_.deferred  # k-NN queries never build the cover tree
 
 
+@pytest.mark.parametrize("n_neighbors", [63, 64, 65, 200, 299])
+@pytest.mark.parametrize("kind", ["uniform", "grid", "duplicates"])
+def test_kd_many_neighbours_as_the_cover_tree(kind, n_neighbors):
+    # up to 64 neighbours the kd search keeps its candidates in a sorted
+    # array, beyond in a heap: both sides of the switch, with ties
+    X = _data(kind, 300, 2)
+    Q = _data(kind, 30, 2, seed=1)
+    kd, ct = _pair(n_neighbors=n_neighbors)
+    kd.fit(X)
+    ct.fit(X)
+    for q in (None, Q):
+        _same(kd.kneighbors(q), ct.kneighbors(q))
+
+
 @pytest.mark.parametrize("d", [1, 2, 8])
 def test_kd_fit_matches_scikit_learn(d):
     X = _data("uniform", 400, d, seed=d)

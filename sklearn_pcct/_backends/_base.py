@@ -87,8 +87,12 @@ class Backend(Protocol):
     def maximin(self, tree, X, first, progress=None):
         """``(order, lengthscales)``: exact maximin ordering of the samples ``X``."""
 
-    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None):
-        """:meth:`knn` restricted to samples ``s`` with ``rank[s] < qrank[i]``."""
+    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None, out_rows=None):
+        """:meth:`knn` restricted to samples ``s`` with ``rank[s] < qrank[i]``.
+
+        Query ``i``'s answer goes to row ``out_rows[i]`` of the results (a
+        permutation of the queries; default ``i``).
+        """
 
     def ordered_knn_brute(self, X, order, k, metric, n_threads, progress=None):
         """``(dist, ind)`` by rank: the ``k`` nearest of ``X[order[:r]]`` to ``X[order[r]]``.

@@ -684,22 +684,25 @@ class NumbaBackend:
             progress(t1)
         return state[0], state[1]
 
-    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None):
+    def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None, out_rows=None):
         """``k`` nearest samples of rank ``< qrank[i]`` to every row ``Q[i]``.
 
         ``rank`` has one entry per sample id. Returns ``(dist, ind)`` padded
-        with ``inf`` / ``-1``. On a kd-tree, ``rank=None`` (and ``qrank=None``)
-        is the plain k-NN search.
+        with ``inf`` / ``-1``; query ``i``'s answer is in row ``out_rows[i]``
+        (a permutation of the queries; default ``i``). On a kd-tree,
+        ``rank=None`` (and ``qrank=None``) is the plain k-NN search.
         """
         if rank is not None:
             rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
             qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
+        if out_rows is not None:
+            out_rows = _readonly(np.ascontiguousarray(out_rows, dtype=np.int64))
         if isinstance(tree, BoxTree):
             Q = self._queries(tree, Q)
             with _threads(n_threads) as nt:
                 return _boxes.ordered_knn(
                     tree, Q, qrank, rank, k, _metric_args(tree.metric),
-                    lambda m: _chunks(m, nt), _pieces(0, Q.shape[0]), progress,
+                    lambda m: _chunks(m, nt), _pieces(0, Q.shape[0]), progress, out_rows,
                 )
         if tree.n_nodes == 0 or Q.shape[0] == 0:
             return (np.full((Q.shape[0], k), np.inf), np.full((Q.shape[0], k), -1, np.int64))
@@ -707,7 +710,14 @@ class NumbaBackend:
             rank, tree.node_sample, tree.dup_ptr, tree.dup_idx, tree.child_start,
             tree.child_stop,
         )
-        return self._knn(tree, Q, k, n_threads, qrank, rank, min_rank, progress)
+        dist, ind = self._knn(tree, Q, k, n_threads, qrank, rank, min_rank, progress)
+        if out_rows is None:
+            return dist, ind
+        out_dist = np.empty_like(dist)
+        out_ind = np.empty_like(ind)
+        out_dist[out_rows] = dist
+        out_ind[out_rows] = ind
+        return out_dist, out_ind
 
     def ordered_knn_brute(self, X, order, k, metric, n_threads, progress=None):
         """``(dist, ind)`` by rank, by brute force over each row's predecessors.

@@ -52,16 +52,18 @@ def maximin(tree, first, metric_args, pieces=None, progress=None):
 
 
 def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
-                progress=None):
+                progress=None, out_rows=None):
     """``(dist, ind)``: the ``k`` nearest samples of rank ``< qrank[i]`` to ``Q[i]``.
 
     ``rank=None``: the plain ``k`` nearest samples (``qrank`` is ignored).
+    ``out_rows[i]``: the row of the results that receives query ``i``'s
+    answer (default ``i``).
 
     ``chunks_of(m)`` gives the thread blocks of ``m`` queries; with
     ``progress``, the queries run in ``pieces`` and ``progress`` is called
     after each.
     """
-    code, p, w, user = metric_args
+    code = metric_args[0]
     nq = Q.shape[0]
     if rank is None:  # no restriction: every sample ranks 0, every query 1
         perm, pts = tree.perm, tree.points
@@ -70,14 +72,15 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
         qrank = np.ones(nq, dtype=np.int64)
     else:
         perm, pts, rank_pos, min_rank = _by_rank(tree, rank)
+    qrow = np.arange(nq, dtype=np.int64) if out_rows is None else out_rows
     # the fitted points as queries: answer them in tree order (neighbouring
     # queries share their paths in the cache)
     qorder = perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
     dist = np.empty((nq, k))  # the kernel writes every entry, padding included
     ind = np.empty((nq, k), dtype=np.int64)
     for a, b in pieces if progress is not None else [(0, nq)]:
-        kk.ordered_knn(Q, qrank, qorder, a + chunks_of(b - a), pts, perm, tree.lo, tree.hi,
-                       rank_pos, min_rank, code, p, w, user, dist, ind)
+        kk.ordered_knn(Q, qrank, qorder, qrow, a + chunks_of(b - a), pts, perm, tree.lo,
+                       tree.hi, rank_pos, min_rank, code, dist, ind)
         if progress is not None:
             progress(b)
     return dist, ind
@@ -86,15 +89,9 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
 def _by_rank(tree, rank):
     """``(perm, points, rank_pos, min_rank)`` with each leaf's positions by rank.
 
-    Leaves are contiguous ranges of positions in position order, and a
-    leaf's box does not depend on the order of its points: a leaf scan then
-    stops at the first rank that is not earlier than the query's.
+    See :func:`._kernels_kd.leaves_by_rank`.
     """
-    rank_pos = rank[tree.perm]
-    by = np.lexsort((rank_pos, tree.leaf_of))
-    perm = np.ascontiguousarray(tree.perm[by])
-    pts = np.ascontiguousarray(tree.points[by])
-    rank_pos = np.ascontiguousarray(rank_pos[by])
+    perm, pts, rank_pos = kk.leaves_by_rank(tree.perm, tree.points, rank, tree.n_nodes)
     # read-only like the tree's own arrays, which the unranked search passes:
     # one compiled specialisation of the kernel serves both
     perm.flags.writeable = False

@@ -30,7 +30,16 @@ import numpy as np
 from numba import njit, prange
 
 from ._kernels_query import PRUNE_SLACK, _before, _result_offer, _result_store
-from ._metrics import _HUGE, _TINY, CHEBYSHEV, EUCLIDEAN, MANHATTAN, distance
+from ._metrics import (
+    _HUGE,
+    _TINY,
+    CHEBYSHEV,
+    EUCLIDEAN,
+    MANHATTAN,
+    distance,
+    finish_distance,
+    raw_distance,
+)
 
 __all__ = [
     "BOX_METRICS", "build", "maximin", "maximin_start", "maximin_steps", "ordered_knn",
@@ -39,6 +48,9 @@ __all__ = [
 
 # Metric codes with a box lower bound (the kd engine's metrics).
 BOX_METRICS = (EUCLIDEAN, MANHATTAN, CHEBYSHEV)
+
+# Largest k whose k-NN candidates are kept as a sorted array, not a heap.
+SORTED_MAX_K = 64
 
 
 @njit(cache=True)
@@ -191,14 +203,16 @@ def build(P, leaf_size):
 
 @njit(cache=True, inline="always")
 def _gap(Q, i, lo, hi, v, t):
-    """How far coordinate ``t`` of ``Q[i]`` lies outside box ``v`` (0 inside)."""
+    """How far coordinate ``t`` of ``Q[i]`` lies outside box ``v`` (0 inside).
+
+    Without branches: which side a query lies on is unpredictable, and a
+    mispredicted branch per coordinate costs more than the bound itself.
+    """
     x = np.float64(Q[i, t])
-    g = lo[v, t] - x
-    if g < 0.0:
-        g = x - hi[v, t]
-        if g < 0.0:
-            g = 0.0
-    return g
+    below = lo[v, t] - x
+    above = x - hi[v, t]
+    g = below if below > above else above
+    return g if g > 0.0 else 0.0
 
 
 @njit(cache=True, inline="always")
@@ -207,27 +221,33 @@ def _box_lower(Q, i, lo, hi, v, code):
     m = Q.shape[1]
     acc = 0.0
     big = 0.0
-    for t in range(m):
-        g = _gap(Q, i, lo, hi, v, t)
-        if code == EUCLIDEAN:
+    if code == EUCLIDEAN:
+        for t in range(m):
+            g = _gap(Q, i, lo, hi, v, t)
             acc += g * g
-        elif code == MANHATTAN:
-            acc += g
-        if g > big:
-            big = g
-    if code == MANHATTAN:
-        return acc
+            big = g if g > big else big
+    elif code == MANHATTAN:
+        for t in range(m):
+            acc += _gap(Q, i, lo, hi, v, t)
+    else:
+        for t in range(m):
+            g = _gap(Q, i, lo, hi, v, t)
+            big = g if g > big else big
+    r = acc
     if code == CHEBYSHEV:
-        return big
-    if acc <= _HUGE and (acc >= _TINY or big == 0.0):
-        return np.sqrt(acc)
-    # rescaled by a power of two, as in the distance (exact scaling)
-    e = math.frexp(big)[1]
-    acc = 0.0
-    for t in range(m):
-        g = math.ldexp(_gap(Q, i, lo, hi, v, t), -e)
-        acc += g * g
-    return math.ldexp(np.sqrt(acc), e)
+        r = big
+    elif code == EUCLIDEAN:
+        if acc <= _HUGE and (acc >= _TINY or big == 0.0):
+            r = np.sqrt(acc)
+        else:
+            # rescaled by a power of two, as in the distance (exact scaling)
+            e = math.frexp(big)[1]
+            acc = 0.0
+            for t in range(m):
+                g = math.ldexp(_gap(Q, i, lo, hi, v, t), -e)
+                acc += g * g
+            r = math.ldexp(np.sqrt(acc), e)
+    return r
 
 
 @njit(cache=True, inline="always")
@@ -308,14 +328,51 @@ def maximin_start(pts, perm, n_nodes, first, code, p, w, user):
     return order, ell, key, best
 
 
+@njit(cache=True, inline="always")
+def _lower_keys(v, b, key, pts, n, depth, code, buf):
+    """Lower the keys of leaf ``v``'s unselected positions to their distance to ``b``."""
+    a, e = _range(v, n, depth)
+    # the whole bucket in one loop without branches; finish the few that count
+    for u in range(a, e):
+        buf[u - a] = raw_distance(pts, b, pts, u, code)
+    for u in range(a, e):
+        if key[u] > 0.0:
+            d = finish_distance(pts, b, pts, u, code, buf[u - a])
+            if d < key[u]:
+                key[u] = d
+
+
 @njit(cache=True)
 def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
                   code, p, w, user):
     """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
 
-    Selecting the point with lengthscale ``l`` lowers keys only within
-    ``l``, and only in nodes whose box is closer than their largest key:
-    the search skips every other node. ``1 <= t_start <= t_stop <= n``.
+    ``1 <= t_start <= t_stop <= n``; the body is compiled once per metric
+    (see :func:`_maximin_body`).
+    """
+    if code == EUCLIDEAN:
+        _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
+                      EUCLIDEAN)
+    elif code == MANHATTAN:
+        _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
+                      MANHATTAN)
+    else:
+        _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
+                      CHEBYSHEV)
+
+
+@njit(cache=True, inline="always")
+def _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of, code):
+    """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
+
+    Selecting the point ``b`` with lengthscale ``l`` lowers keys only
+    within ``l``, and only in nodes whose box is closer than their largest
+    key. The search climbs from ``b``'s leaf and walks down each sibling on
+    the way that it cannot skip: late in the ordering ``l`` is small and
+    all but a node or two per level are skipped at once, with no descent
+    from the root. A leaf whose best key did not change keeps its
+    tournament entry. Inlined with a constant ``code``, as
+    :func:`_ordered_body`.
     """
     n = pts.shape[0]
     n_nodes = lo.shape[0]
@@ -323,45 +380,47 @@ def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, lea
     first_leaf = (1 << depth) - 1
     stack = np.empty(depth + 2, dtype=np.int64)
     visited = np.empty(n_nodes, dtype=np.int64)
+    buf = np.empty(((n + (1 << depth) - 1) >> depth) + 1, dtype=np.float64)
     for t in range(t_start, t_stop):
         b = best[0]
         lb = key[b]
         order[t] = perm[b]
         ell[t] = lb
+        leaf = leaf_of[b]
+        if lb > 0.0:  # (nothing is closer than a duplicate)
+            _lower_keys(leaf, b, key, pts, n, depth, code, buf)
         key[b] = -1.0
-        v = leaf_of[b]
-        while True:
-            _refresh(v, best, key, perm, n, depth, first_leaf)
-            if v == 0:
-                break
-            v = (v - 1) >> 1
-        if lb <= 0.0:
-            continue  # nothing is closer than a duplicate
-        top = 1
-        stack[0] = 0
-        nv = 0
-        while top > 0:
-            top -= 1
-            v = stack[top]
-            bv = best[v]
-            if bv < 0 or _prunes(_box_lower(pts, b, lo, hi, v, code), key[bv]):
-                continue
-            visited[nv] = v
-            nv += 1
-            if v >= first_leaf:
-                a, e = _range(v, n, depth)
-                for u in range(a, e):
-                    if key[u] > 0.0:
-                        d = distance(pts, b, pts, u, code, p, w, user)
-                        if d < key[u]:
-                            key[u] = d
-            else:
-                stack[top] = 2 * v + 1
-                stack[top + 1] = 2 * v + 2
-                top += 2
-        # children were visited after their parents: refresh bottom-up
-        for a in range(nv - 1, -1, -1):
-            _refresh(visited[a], best, key, perm, n, depth, first_leaf)
+        _refresh(leaf, best, key, perm, n, depth, first_leaf)
+        v = leaf
+        while v != 0:
+            par = (v - 1) >> 1
+            if lb > 0.0:
+                stack[0] = v + 1 if v & 1 else v - 1  # the sibling
+                top = 1
+                nv = 0
+                while top > 0:
+                    top -= 1
+                    x = stack[top]
+                    bx = best[x]
+                    if bx < 0 or _prunes(_box_lower(pts, b, lo, hi, x, code), key[bx]):
+                        continue
+                    if x >= first_leaf:
+                        kb = key[bx]
+                        _lower_keys(x, b, key, pts, n, depth, code, buf)
+                        if key[bx] != kb:  # its best changed
+                            visited[nv] = x
+                            nv += 1
+                    else:
+                        visited[nv] = x
+                        nv += 1
+                        stack[top] = 2 * x + 1
+                        stack[top + 1] = 2 * x + 2
+                        top += 2
+                # children were visited after their parents: refresh bottom-up
+                for a in range(nv - 1, -1, -1):
+                    _refresh(visited[a], best, key, perm, n, depth, first_leaf)
+            _refresh(par, best, key, perm, n, depth, first_leaf)
+            v = par
 
 
 @njit(cache=True)
@@ -380,6 +439,40 @@ def maximin(pts, perm, lo, hi, leaf_of, first, code, p, w, user):
 
 
 # -- rank-restricted k-NN -------------------------------------------------------
+
+@njit(cache=True, parallel=True)
+def leaves_by_rank(perm, pts, rank, n_nodes):
+    """``(perm, pts, rank_pos)`` with each leaf's positions sorted by ``rank``.
+
+    ``rank`` is indexed by sample. Leaves are contiguous ranges of
+    positions and a leaf's box does not depend on the order of its points:
+    a ranked leaf scan then stops at the first rank that is not earlier
+    than the query's. Ranks are distinct, so the result is unique.
+    """
+    n, m = pts.shape
+    depth = _depth_of(n_nodes)
+    out_perm = np.empty(n, dtype=np.int64)
+    out_pts = np.empty((n, m), dtype=np.float64)
+    rank_pos = np.empty(n, dtype=np.int64)
+    for j in prange(1 << depth):
+        a, b = _range((1 << depth) - 1 + j, n, depth)
+        # insertion sort of the (small) bucket: out_perm holds positions first
+        for u in range(a, b):
+            r = rank[perm[u]]
+            x = u
+            while x > a and rank_pos[x - 1] > r:
+                rank_pos[x] = rank_pos[x - 1]
+                out_perm[x] = out_perm[x - 1]
+                x -= 1
+            rank_pos[x] = r
+            out_perm[x] = u
+        for u in range(a, b):
+            src = out_perm[u]
+            for c in range(m):
+                out_pts[u, c] = pts[src, c]
+            out_perm[u] = perm[src]
+    return out_perm, out_pts, rank_pos
+
 
 @njit(cache=True)
 def subtree_min_rank(rank_pos, n_nodes):
@@ -401,16 +494,45 @@ def subtree_min_rank(rank_pos, n_nodes):
     return out
 
 
-@njit(cache=True)
-def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_rank, k,
-                   code, p, w, user, out_dist, out_ind):
+@njit(cache=True, inline="always")
+def _sorted_offer(rd, ri, cnt, k, d, i):
+    """Offer ``(d, i)`` to the ascending array ``rd, ri``; return the new size.
+
+    The caller checked that it enters (``cnt < k`` or it precedes the last).
+    """
+    j = cnt if cnt < k else k - 1
+    if cnt < k:
+        cnt += 1
+    while j > 0 and _before(d, i, rd[j - 1], ri[j - 1]):
+        rd[j] = rd[j - 1]
+        ri[j] = ri[j - 1]
+        j -= 1
+    rd[j] = d
+    ri[j] = i
+    return cnt
+
+
+@njit(cache=True, inline="always")
+def _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
+                  code, out_dist, out_ind):
+    """Answer queries ``qorder[qa:qb]`` (see :func:`ordered_knn`).
+
+    Inlined with a constant ``code`` into one function per metric: the
+    metric's branches inside the loops then fold away (a run-time code
+    costs about 2x here).
+    """
     n = pts.shape[0]
     depth = _depth_of(lo.shape[0])
     first_leaf = (1 << depth) - 1
+    # up to SORTED_MAX_K the result is an ascending array (an insertion
+    # shifts a few entries, and no sort at the end); beyond, a max-heap
+    in_order = k <= SORTED_MAX_K
+    last = k - 1 if in_order else 0  # where the k-th candidate sits
     rd = np.empty(k, dtype=np.float64)
     ri = np.empty(k, dtype=np.int64)
     s_node = np.empty(depth + 2, dtype=np.int64)
     s_lb = np.empty(depth + 2, dtype=np.float64)
+    buf = np.empty(((n + (1 << depth) - 1) >> depth) + 1, dtype=np.float64)
     for qq in range(qa, qb):
         q = qorder[qq]
         rq = qrank[q]
@@ -428,14 +550,21 @@ def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_ra
                 continue
             if v >= first_leaf:
                 a, b = _range(v, n, depth)
-                for u in range(a, b):
-                    if rank_pos[u] >= rq:
-                        break  # ranks ascend within a leaf
-                    d = distance(Q, q, pts, u, code, p, w, user)
-                    if cnt < k or _before(d, perm[u], rd[0], ri[0]):
-                        cnt = _result_offer(rd, ri, cnt, k, d, perm[u])
+                e = a
+                while e < b and rank_pos[e] < rq:  # ranks ascend within a leaf
+                    e += 1
+                # the bucket in one loop without branches, then the offers
+                for u in range(a, e):
+                    buf[u - a] = raw_distance(Q, q, pts, u, code)
+                for u in range(a, e):
+                    d = finish_distance(Q, q, pts, u, code, buf[u - a])
+                    if cnt < k or _before(d, perm[u], rd[last], ri[last]):
+                        if in_order:
+                            cnt = _sorted_offer(rd, ri, cnt, k, d, perm[u])
+                        else:
+                            cnt = _result_offer(rd, ri, cnt, k, d, perm[u])
                         if cnt == k:
-                            tau = rd[0]
+                            tau = rd[last]
                 continue
             c1 = 2 * v + 1
             c2 = c1 + 1
@@ -459,16 +588,46 @@ def _ordered_range(qa, qb, Q, qrank, qorder, pts, perm, lo, hi, rank_pos, min_ra
                 s_node[top] = c1
                 s_lb[top] = b1
                 top += 1
-        _result_store(rd, ri, cnt, k, out_dist, out_ind, q)
+        row = qrow[q]
+        if in_order:
+            for t in range(cnt):
+                out_dist[row, t] = rd[t]
+                out_ind[row, t] = ri[t]
+            for t in range(cnt, k):
+                out_dist[row, t] = np.inf
+                out_ind[row, t] = -1
+        else:
+            _result_store(rd, ri, cnt, k, out_dist, out_ind, row)
+
+
+@njit(cache=True)
+def _ordered_euclidean(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
+                       k, out_dist, out_ind):
+    _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
+                  EUCLIDEAN, out_dist, out_ind)
+
+
+@njit(cache=True)
+def _ordered_manhattan(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
+                       k, out_dist, out_ind):
+    _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
+                  MANHATTAN, out_dist, out_ind)
+
+
+@njit(cache=True)
+def _ordered_chebyshev(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
+                       k, out_dist, out_ind):
+    _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
+                  CHEBYSHEV, out_dist, out_ind)
 
 
 @njit(cache=True, parallel=True)
-def ordered_knn(Q, qrank, qorder, chunks, pts, perm, lo, hi, rank_pos, min_rank, code, p, w,
-                user, out_dist, out_ind):
+def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min_rank, code,
+                out_dist, out_ind):
     """The ``k`` nearest points of rank ``< qrank[i]`` to rows ``Q[i]``, in place.
 
-    ``k`` is the width of ``out_dist`` / ``out_ind`` (one row per row of
-    ``Q``). ``rank_pos`` is the rank of each position, non-decreasing
+    ``k`` is the width of ``out_dist`` / ``out_ind``; query ``i`` fills
+    their row ``qrow[i]``. ``rank_pos`` is the rank of each position, non-decreasing
     within every leaf (reorder the positions of each leaf, and ``pts`` and
     ``perm`` with them, by rank first: a leaf's box does not depend on
     the order of its points), and ``min_rank`` comes from
@@ -480,6 +639,14 @@ def ordered_knn(Q, qrank, qorder, chunks, pts, perm, lo, hi, rank_pos, min_rank,
     """
     k = out_ind.shape[1]
     for c in prange(chunks.shape[0] - 1):
-        _ordered_range(chunks[c], chunks[c + 1], Q, qrank, qorder, pts, perm, lo, hi,
-                       rank_pos, min_rank, k, code, p, w, user, out_dist, out_ind)
+        qa, qb = chunks[c], chunks[c + 1]
+        if code == EUCLIDEAN:
+            _ordered_euclidean(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos,
+                               min_rank, k, out_dist, out_ind)
+        elif code == MANHATTAN:
+            _ordered_manhattan(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos,
+                               min_rank, k, out_dist, out_ind)
+        else:
+            _ordered_chebyshev(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos,
+                               min_rank, k, out_dist, out_ind)
 

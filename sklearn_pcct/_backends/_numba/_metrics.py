@@ -31,7 +31,9 @@ __all__ = [
     "CORRELATION",
     "USER_SIGNATURE",
     "distance",
+    "finish_distance",
     "no_user_metric",
+    "raw_distance",
 ]
 
 EUCLIDEAN = 0
@@ -142,10 +144,24 @@ def _dot(A, i, B, j, a, b):
 
 
 @njit(cache=True, inline="always")
-def _distance_fast(A, i, B, j, code, p, w, user):
-    """Euclidean, manhattan and chebyshev: the small body (see :func:`distance`)."""
+def raw_distance(A, i, B, j, code):
+    """Euclidean, manhattan or chebyshev distance before its last step.
+
+    The sum of squared differences (euclidean: the distance is its square
+    root, see :func:`finish_distance`), the sum of absolute differences
+    (manhattan) or their maximum (chebyshev), summed exactly as
+    :func:`distance` sums them: the kd-tree kernels evaluate a whole leaf
+    bucket this way, in a loop without branches, and finish the few that
+    matter.
+    """
     m = A.shape[1]
-    if code == EUCLIDEAN:
+    if code == CHEBYSHEV:
+        s = 0.0
+        for t in range(m):
+            x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+            if x > s:
+                s = x
+    else:
         # four independent partial sums in a fixed order: the same rounding
         # every time, and no serial dependency chain on long rows
         s0 = 0.0
@@ -153,46 +169,66 @@ def _distance_fast(A, i, B, j, code, p, w, user):
         s2 = 0.0
         s3 = 0.0
         t = 0
-        while t + 4 <= m:
-            x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-            x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
-            x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
-            x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
-            s0 += x0 * x0
-            s1 += x1 * x1
-            s2 += x2 * x2
-            s3 += x3 * x3
-            t += 4
-        while t < m:
-            x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-            s0 += x0 * x0
-            t += 1
+        if code == EUCLIDEAN:
+            while t + 4 <= m:
+                x0 = np.float64(A[i, t]) - np.float64(B[j, t])
+                x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
+                x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
+                x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
+                s0 += x0 * x0
+                s1 += x1 * x1
+                s2 += x2 * x2
+                s3 += x3 * x3
+                t += 4
+            while t < m:
+                x0 = np.float64(A[i, t]) - np.float64(B[j, t])
+                s0 += x0 * x0
+                t += 1
+        else:
+            while t + 4 <= m:
+                s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+                s1 += abs(np.float64(A[i, t + 1]) - np.float64(B[j, t + 1]))
+                s2 += abs(np.float64(A[i, t + 2]) - np.float64(B[j, t + 2]))
+                s3 += abs(np.float64(A[i, t + 3]) - np.float64(B[j, t + 3]))
+                t += 4
+            while t < m:
+                s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+                t += 1
         s = (s0 + s1) + (s2 + s3)
+    return s
+
+
+@njit(cache=True, inline="always")
+def finish_distance(A, i, B, j, code, s):
+    """The distance of rows ``A[i]`` and ``B[j]`` from their :func:`raw_distance` ``s``.
+
+    Equal to :func:`distance` bit for bit (euclidean, manhattan,
+    chebyshev).
+    """
+    d = s
+    if code == EUCLIDEAN:
         if s >= _TINY and s <= _HUGE:
-            return np.sqrt(s)
-    elif code == MANHATTAN:
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        t = 0
-        while t + 4 <= m:
-            s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-            s1 += abs(np.float64(A[i, t + 1]) - np.float64(B[j, t + 1]))
-            s2 += abs(np.float64(A[i, t + 2]) - np.float64(B[j, t + 2]))
-            s3 += abs(np.float64(A[i, t + 3]) - np.float64(B[j, t + 3]))
-            t += 4
-        while t < m:
-            s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-            t += 1
-        return (s0 + s1) + (s2 + s3)
-    elif code == CHEBYSHEV:
-        s = 0.0
-        for t in range(m):
-            x = abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-            if x > s:
-                s = x
+            d = np.sqrt(s)
+        else:
+            d = _euclidean_rescaled(A, i, B, j)
+    return d
+
+
+@njit(cache=True, inline="always")
+def _distance_fast(A, i, B, j, code, p, w, user):
+    """Euclidean, manhattan and chebyshev: the small body (see :func:`distance`)."""
+    s = raw_distance(A, i, B, j, code)
+    if code != EUCLIDEAN:
         return s
+    if s >= _TINY and s <= _HUGE:
+        return np.sqrt(s)
+    return _euclidean_rescaled(A, i, B, j)
+
+
+@njit(cache=True, inline="always")
+def _euclidean_rescaled(A, i, B, j):
+    """The euclidean distance where the plain sum of squares over- or underflowed."""
+    m = A.shape[1]
     # Euclidean only from here: the sum of squares over- or underflowed
     # (points 1e-200 apart would otherwise be "duplicates", points 1e200
     # apart "inf"). Recompute it as 2^e (sum (|.| 2^-e)^2)^(1/2) with 2^e
