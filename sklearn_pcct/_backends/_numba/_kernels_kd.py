@@ -42,8 +42,8 @@ from ._metrics import (
 )
 
 __all__ = [
-    "BOX_METRICS", "build", "maximin", "maximin_start", "maximin_steps", "ordered_knn",
-    "subtree_min_rank",
+    "BOX_METRICS", "SORTED_MAX_K", "build", "leaves_by_rank", "maximin", "maximin_start",
+    "maximin_steps", "ordered_knn", "subtree_min_rank",
 ]
 
 # Metric codes with a box lower bound (the kd engine's metrics).
