@@ -41,12 +41,13 @@ def build(X, metric):
 def maximin(tree, first, metric_args, pieces=None, progress=None):
     """``(order, lengthscales)``; ``progress`` called after each of ``pieces``."""
     code, p, w, user = metric_args
+    tag = kk.metric_tag(code)
     args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of)
     if progress is None:
-        return kk.maximin(*args, int(first), code, p, w, user)
+        return kk.maximin(*args, int(first), tag, p, w, user)
     state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user)
     for t0, t1 in pieces:
-        kk.maximin_steps(t0, t1, *state, *args, code, p, w, user)
+        kk.maximin_steps(t0, t1, *state, *args, tag)
         progress(t1)
     return state[0], state[1]
 
@@ -63,7 +64,7 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     ``progress``, the queries run in ``pieces`` and ``progress`` is called
     after each.
     """
-    code = metric_args[0]
+    tag = kk.metric_tag(metric_args[0])
     nq = Q.shape[0]
     if rank is None:  # no restriction: every sample ranks 0, every query 1
         perm, pts = tree.perm, tree.points
@@ -76,11 +77,16 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     # the fitted points as queries: answer them in tree order (neighbouring
     # queries share their paths in the cache)
     qorder = perm if nq == tree.n_samples else np.arange(nq, dtype=np.int64)
+    # every index array read-only, as the tree's own: one compiled
+    # specialisation of the kernel serves ranked and plain searches
+    qrank, qorder, qrow, rank_pos, min_rank = (
+        _read_only(a) for a in (qrank, qorder, qrow, rank_pos, min_rank)
+    )
     dist = np.empty((nq, k))  # the kernel writes every entry, padding included
     ind = np.empty((nq, k), dtype=np.int64)
     for a, b in pieces if progress is not None else [(0, nq)]:
         kk.ordered_knn(Q, qrank, qorder, qrow, a + chunks_of(b - a), pts, perm, tree.lo,
-                       tree.hi, rank_pos, min_rank, code, dist, ind)
+                       tree.hi, rank_pos, min_rank, tag, dist, ind)
         if progress is not None:
             progress(b)
     return dist, ind
@@ -92,8 +98,14 @@ def _by_rank(tree, rank):
     See :func:`._kernels_kd.leaves_by_rank`.
     """
     perm, pts, rank_pos = kk.leaves_by_rank(tree.perm, tree.points, rank, tree.n_nodes)
-    # read-only like the tree's own arrays, which the unranked search passes:
-    # one compiled specialisation of the kernel serves both
-    perm.flags.writeable = False
-    pts.flags.writeable = False
-    return perm, pts, rank_pos, kk.subtree_min_rank(rank_pos, tree.n_nodes)
+    min_rank = kk.subtree_min_rank(rank_pos, tree.n_nodes)
+    # read-only like the tree's own arrays, which the unranked search passes
+    return tuple(_read_only(a) for a in (perm, pts, rank_pos, min_rank))
+
+
+def _read_only(a):
+    """A read-only view of ``a`` (``a`` itself if it is read-only)."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a

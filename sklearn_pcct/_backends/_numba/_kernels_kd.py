@@ -43,7 +43,7 @@ from ._metrics import (
 
 __all__ = [
     "BOX_METRICS", "SORTED_MAX_K", "build", "leaves_by_rank", "maximin", "maximin_start",
-    "maximin_steps", "ordered_knn", "subtree_min_rank",
+    "maximin_steps", "metric_tag", "ordered_knn", "subtree_min_rank",
 ]
 
 # Metric codes with a box lower bound (the kd engine's metrics).
@@ -51,6 +51,18 @@ BOX_METRICS = (EUCLIDEAN, MANHATTAN, CHEBYSHEV)
 
 # Largest k whose k-NN candidates are kept as a sorted array, not a heap.
 SORTED_MAX_K = 64
+
+
+def metric_tag(code):
+    """The metric code as a type: a tuple of ``code`` zeros.
+
+    The search and ordering kernels take the metric as ``tag`` and read
+    ``code = len(tag)``, a compile-time constant: each metric gets its own
+    compiled kernel, in which the metric's branches inside the loops fold
+    away (a run-time code costs about 2x in these loops), and a metric is
+    compiled only when it is used.
+    """
+    return (0,) * int(code)
 
 
 @njit(cache=True)
@@ -343,26 +355,7 @@ def _lower_keys(v, b, key, pts, n, depth, code, buf):
 
 
 @njit(cache=True)
-def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
-                  code, p, w, user):
-    """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
-
-    ``1 <= t_start <= t_stop <= n``; the body is compiled once per metric
-    (see :func:`_maximin_body`).
-    """
-    if code == EUCLIDEAN:
-        _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
-                      EUCLIDEAN)
-    elif code == MANHATTAN:
-        _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
-                      MANHATTAN)
-    else:
-        _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of,
-                      CHEBYSHEV)
-
-
-@njit(cache=True, inline="always")
-def _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of, code):
+def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of, tag):
     """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
 
     Selecting the point ``b`` with lengthscale ``l`` lowers keys only
@@ -371,9 +364,10 @@ def _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, lea
     the way that it cannot skip: late in the ordering ``l`` is small and
     all but a node or two per level are skipped at once, with no descent
     from the root. A leaf whose best key did not change keeps its
-    tournament entry. Inlined with a constant ``code``, as
-    :func:`_ordered_body`.
+    tournament entry. ``tag`` is :func:`metric_tag` of the metric code;
+    ``1 <= t_start <= t_stop <= n``.
     """
+    code = len(tag)
     n = pts.shape[0]
     n_nodes = lo.shape[0]
     depth = _depth_of(n_nodes)
@@ -424,7 +418,7 @@ def _maximin_body(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, lea
 
 
 @njit(cache=True)
-def maximin(pts, perm, lo, hi, leaf_of, first, code, p, w, user):
+def maximin(pts, perm, lo, hi, leaf_of, first, tag, p, w, user):
     """Exact maximin ordering of the points of a kd-tree.
 
     ``first`` is the first sample index. Returns ``(order, ell)`` in sample
@@ -432,9 +426,8 @@ def maximin(pts, perm, lo, hi, leaf_of, first, code, p, w, user):
     :func:`maximin_start` followed by :func:`maximin_steps` over all
     selections.
     """
-    order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, code, p, w, user)
-    maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of,
-                  code, p, w, user)
+    order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, len(tag), p, w, user)
+    maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of, tag)
     return order, ell
 
 
@@ -512,15 +505,11 @@ def _sorted_offer(rd, ri, cnt, k, d, i):
     return cnt
 
 
-@njit(cache=True, inline="always")
-def _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
-                  code, out_dist, out_ind):
-    """Answer queries ``qorder[qa:qb]`` (see :func:`ordered_knn`).
-
-    Inlined with a constant ``code`` into one function per metric: the
-    metric's branches inside the loops then fold away (a run-time code
-    costs about 2x here).
-    """
+@njit(cache=True)
+def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
+                   tag, out_dist, out_ind):
+    """Answer queries ``qorder[qa:qb]`` (see :func:`ordered_knn`)."""
+    code = len(tag)
     n = pts.shape[0]
     depth = _depth_of(lo.shape[0])
     first_leaf = (1 << depth) - 1
@@ -600,38 +589,16 @@ def _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, m
             _result_store(rd, ri, cnt, k, out_dist, out_ind, row)
 
 
-@njit(cache=True)
-def _ordered_euclidean(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
-                       k, out_dist, out_ind):
-    _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
-                  EUCLIDEAN, out_dist, out_ind)
-
-
-@njit(cache=True)
-def _ordered_manhattan(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
-                       k, out_dist, out_ind):
-    _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
-                  MANHATTAN, out_dist, out_ind)
-
-
-@njit(cache=True)
-def _ordered_chebyshev(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
-                       k, out_dist, out_ind):
-    _ordered_body(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
-                  CHEBYSHEV, out_dist, out_ind)
-
-
 @njit(cache=True, parallel=True)
-def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min_rank, code,
+def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min_rank, tag,
                 out_dist, out_ind):
     """The ``k`` nearest points of rank ``< qrank[i]`` to rows ``Q[i]``, in place.
 
     ``k`` is the width of ``out_dist`` / ``out_ind``; query ``i`` fills
-    their row ``qrow[i]``. ``rank_pos`` is the rank of each position, non-decreasing
-    within every leaf (reorder the positions of each leaf, and ``pts`` and
-    ``perm`` with them, by rank first: a leaf's box does not depend on
-    the order of its points), and ``min_rank`` comes from
-    :func:`subtree_min_rank`. The queries ``qorder[chunks[0]:
+    their row ``qrow[i]``. ``rank_pos`` is the rank of each position,
+    non-decreasing within every leaf (see :func:`leaves_by_rank`),
+    ``min_rank`` comes from :func:`subtree_min_rank` and ``tag`` is
+    :func:`metric_tag` of the metric code. The queries ``qorder[chunks[0]:
     chunks[-1]]`` are answered, one block ``chunks[c] .. chunks[c + 1] - 1``
     per thread task (queries close in space should be close in
     ``qorder``). Rows hold sample indices sorted by ``(distance, index)``,
@@ -639,14 +606,5 @@ def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min
     """
     k = out_ind.shape[1]
     for c in prange(chunks.shape[0] - 1):
-        qa, qb = chunks[c], chunks[c + 1]
-        if code == EUCLIDEAN:
-            _ordered_euclidean(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos,
-                               min_rank, k, out_dist, out_ind)
-        elif code == MANHATTAN:
-            _ordered_manhattan(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos,
-                               min_rank, k, out_dist, out_ind)
-        else:
-            _ordered_chebyshev(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos,
-                               min_rank, k, out_dist, out_ind)
-
+        _ordered_range(chunks[c], chunks[c + 1], Q, qrank, qorder, qrow, pts, perm, lo, hi,
+                       rank_pos, min_rank, k, tag, out_dist, out_ind)
