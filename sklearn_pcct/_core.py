@@ -10,7 +10,8 @@ import numpy as np
 
 __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
-    "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "ordered_knn", "build_box",
+    "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "maximin_conditioning",
+    "ordered_knn", "build_box",
     "ordered_knn_brute", "uses_kd_tree", "KD_MAX_FEATURES",
 ]
 
@@ -377,6 +378,50 @@ def maximin(tree, X, first, backend, progress=None):
     (array([0, 3, 1, 2]), array([inf,  4.,  1.,  1.]))
     """
     return backend.maximin(tree, X, first, progress)
+
+
+def maximin_conditioning(tree, X, first, k, backend, n_threads=1):
+    """A maximin ordering and its Vecchia neighbours in one call.
+
+    The same answers as :func:`maximin` followed by :func:`ordered_knn`
+    with the ranks of that ordering; a backend may run the two at once.
+
+    Parameters
+    ----------
+    tree : TreeVersion or BoxTree
+        Built on the rows of ``X`` (sample ``s`` is ``X[s]``).
+    X : ndarray of shape (n_samples, n_features)
+    first : int
+        The first sample.
+    k : int
+        Neighbours per point (``>= 1``).
+    backend : Backend
+    n_threads : int, default=1
+
+    Returns
+    -------
+    order : ndarray of shape (n_samples,), int64
+    lengthscales : ndarray of shape (n_samples,), float64
+    dist : ndarray of shape (n_samples, k), float64
+    ind : ndarray of shape (n_samples, k), int64
+        Row ``r``: the ``k`` nearest samples of ``order[:r]`` to
+        ``order[r]``, sorted by ``(distance, sample index)``, padded with
+        ``inf`` / ``-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_pcct._backends import get_backend
+    >>> from sklearn_pcct._core import build_box, maximin_conditioning
+    >>> from sklearn_pcct._metric import MetricSpec
+    >>> be = get_backend("numba")
+    >>> X = np.array([[0.0], [1.0], [3.0], [4.0]])
+    >>> order, ell, dist, ind = maximin_conditioning(
+    ...     build_box(X, MetricSpec("euclidean"), be), X, 0, 1, be)
+    >>> order, ind[:, 0]
+    (array([0, 3, 1, 2]), array([-1,  0,  0,  3]))
+    """
+    return backend.maximin_conditioning(tree, X, first, k, n_threads)
 
 
 def ordered_knn(tree, Q, qrank, rank, k, backend, n_threads=1, progress=None, out_rows=None):

@@ -242,6 +242,37 @@ def _order_from(ordering, pb, random_state):
     return order
 
 
+def _ordering_and_sets(ordering, pb, random_state, n_neighbors):
+    """``(order, dist, ind)``: :func:`_order_from`, then :func:`_conditioning`.
+
+    A maximin ordering on a tree with no progress reports asks the backend
+    for both at once (it may answer the sets of the ranks already ordered
+    while the ordering goes on); the answers are the same.
+    """
+    n = pb.X.shape[0]
+    k = min(n_neighbors, n - 1)
+    if isinstance(ordering, str) and ordering == "maximin" and not pb.brute \
+            and pb.verbose == 0 and k >= 1:
+        first = _first_index("center", pb, None)
+        order, _, d, i = _core.maximin_conditioning(pb.tree, pb.Xe, first, k, pb.backend,
+                                                    pb.n_threads)
+        return (order, *_padded(d, i, n_neighbors))
+    order = _order_from(ordering, pb, random_state)
+    return (order, *_conditioning(pb, order, n_neighbors))
+
+
+def _padded(d, i, n_neighbors):
+    """``(dist, ind)`` widened to ``n_neighbors`` columns with ``inf`` / ``-1``."""
+    k = d.shape[1]
+    if k == n_neighbors:  # the usual case: no padding columns
+        return d, i
+    dist = np.full((d.shape[0], n_neighbors), np.inf)
+    ind = np.full((d.shape[0], n_neighbors), -1, dtype=np.int64)
+    dist[:, :k] = d
+    ind[:, :k] = i
+    return dist, ind
+
+
 def _check_n_neighbors(n_neighbors):
     # scikit-learn's parameter error: both a ValueError and a TypeError
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral):
@@ -275,13 +306,7 @@ def _conditioning(pb, order, n_neighbors):
             d, i = _core.ordered_knn(  # rows in rank order
                 pb.tree, pb.Xe, rank, rank, k, pb.backend, pb.n_threads, report or None, rank
             )
-    if k == n_neighbors:  # the usual case: no padding columns
-        return d, i
-    dist = np.full((n, n_neighbors), np.inf)
-    ind = np.full((n, n_neighbors), -1, dtype=np.int64)
-    dist[:, :k] = d
-    ind[:, :k] = i
-    return dist, ind
+    return _padded(d, i, n_neighbors)
 
 
 def vecchia_neighbors(
@@ -373,8 +398,7 @@ def vecchia_neighbors(
     """
     n_neighbors = _check_n_neighbors(n_neighbors)
     pb = _Problem(X, metric, 2, metric_params, n_jobs, verbose, "vecchia_neighbors", algorithm)
-    order = _order_from(ordering, pb, random_state)
-    dist, ind = _conditioning(pb, order, n_neighbors)
+    order, dist, ind = _ordering_and_sets(ordering, pb, random_state, n_neighbors)
     if return_distance:
         return order, ind, dist
     return order, ind
@@ -467,11 +491,11 @@ def kneighbors_graph(
     n_neighbors = _check_n_neighbors(n_neighbors)
     pb = _Problem(X, metric, p, metric_params, n_jobs, verbose, "kneighbors_graph", algorithm)
     n = pb.X.shape[0]
-    order = _order_from(ordering, pb, random_state)
     n_prev = n_neighbors - 1 if include_self else n_neighbors
     if n_prev > 0:
-        dist, ind = _conditioning(pb, order, n_prev)
+        order, dist, ind = _ordering_and_sets(ordering, pb, random_state, n_prev)
     else:
+        order = _order_from(ordering, pb, random_state)
         dist, ind = np.zeros((n, 0)), np.zeros((n, 0), dtype=np.int64)
     # rows of the graph are original indices: row order[r] holds rank r's set
     by_row = np.empty(n, dtype=np.int64)

@@ -183,6 +183,53 @@ def test_kd_results_do_not_depend_on_threads_or_progress_reports(capsys):
     assert "maximin ordering" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("metric", BOX_METRICS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_kd_overlapped_ordering_and_sets_equal_the_sequential_ones(kind, metric, monkeypatch):
+    """With 2 threads the sets of the ranks already ordered are answered while
+    the maximin ordering goes on, on leaves that the ordering fills: forced
+    here on small data, in pieces of 5 ranks."""
+    import sklearn_pcct._backends._numba as numba_backend
+    from sklearn_pcct._backends._numba import _boxes
+
+    X = _data(kind, 700, 2, seed=6)
+    kw = dict(metric=metric, algorithm="kd_tree", return_distance=True)
+    ref = vecchia_neighbors(X, 9, n_jobs=1, **kw)
+    ct = vecchia_neighbors(X, 9, metric=metric, algorithm="cover_tree", return_distance=True)
+    monkeypatch.setattr(numba_backend, "_OVERLAP_MIN", 1)
+    monkeypatch.setattr(_boxes, "PIECE_MIN", 5)
+    calls = []
+    real = _boxes.maximin_conditioning
+    monkeypatch.setattr(_boxes, "maximin_conditioning",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3):
+        got = vecchia_neighbors(X, 9, n_jobs=2, **kw)
+        for x, y, z in zip(ref, got, ct, strict=True):
+            np.testing.assert_array_equal(x, y)
+            np.testing.assert_array_equal(z, y)
+    assert len(calls) == 3  # the overlapped path ran
+    g = kneighbors_graph(X, 9, ordering="maximin", mode="distance", metric=metric,
+                         algorithm="kd_tree", n_jobs=2)
+    g_ref = kneighbors_graph(X, 9, ordering="maximin", mode="distance", metric=metric,
+                             algorithm="kd_tree", n_jobs=1)
+    assert (g != g_ref).nnz == 0 and len(calls) == 4
+
+
+def test_kd_overlapped_ordering_at_full_size():
+    """The default pieces (n / 64 ranks) on 40,000 clustered points."""
+    X = _data("clustered", 40_000, 2, seed=7)
+    ref = vecchia_neighbors(X, 20, n_jobs=1, return_distance=True)
+    got = vecchia_neighbors(X, 20, n_jobs=2, return_distance=True)
+    for x, y in zip(ref, got, strict=True):
+        np.testing.assert_array_equal(x, y)
+    # a brute-force spot check of some ranks
+    order, nb = ref[0], ref[1]
+    for r in (1, 2, 50, 999, 20_000, 39_999):
+        d = np.sqrt(((X[order[:r]] - X[order[r]]) ** 2).sum(axis=1))
+        expect = order[:r][np.lexsort((order[:r], d))][:20]
+        np.testing.assert_array_equal(nb[r][: len(expect)], expect)
+
+
 @pytest.mark.parametrize("ordering", ["maximin", "random"])
 @pytest.mark.parametrize("include_self", [False, True])
 def test_kd_ordered_graph_equals_cover_tree_graph(ordering, include_self):

@@ -87,6 +87,13 @@ class Backend(Protocol):
     def maximin(self, tree, X, first, progress=None):
         """``(order, lengthscales)``: exact maximin ordering of the samples ``X``."""
 
+    def maximin_conditioning(self, tree, X, first, k, n_threads):
+        """``(order, lengthscales, dist, ind)``: :meth:`maximin`, then its Vecchia sets.
+
+        Row ``r`` of ``dist`` / ``ind``: the ``k`` nearest samples of
+        ``order[:r]`` to ``order[r]``, as :meth:`ordered_knn` gives them.
+        """
+
     def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None, out_rows=None):
         """:meth:`knn` restricted to samples ``s`` with ``rank[s] < qrank[i]``.
 

@@ -179,6 +179,10 @@ _ROUND_MIN = 256
 # to _DENSE_CONFLICTS_MAX compare all pairs.
 _ROUND_MAX = 1024
 _DENSE_CONFLICTS_MAX = 4096
+# Maximin orderings of at least this many points answer their Vecchia sets
+# beside the ordering (two or more threads): below, a thread costs more
+# than the overlap saves.
+_OVERLAP_MIN = 4096
 # A round locates its points on a flat copy of the tree (_kernels_locate)
 # when its expected distance evaluations (the last round's per point, times
 # the round's size) reach this many per node of the tree: copying the tree
@@ -683,6 +687,31 @@ class NumbaBackend:
             kv.maximin_steps(t0, t1, *state, *args)
             progress(t1)
         return state[0], state[1]
+
+    def maximin_conditioning(self, tree, X, first, k, n_threads):
+        """``(order, lengthscales, dist, ind)``: :meth:`maximin`, then its Vecchia sets.
+
+        Row ``r`` of ``dist`` / ``ind`` holds the ``k`` nearest samples of
+        ``order[:r]`` to ``order[r]``. On a kd-tree with two or more threads
+        the sets of the ranks already ordered are answered while the
+        ordering goes on (see :func:`._boxes.maximin_conditioning`); the
+        results do not depend on it.
+        """
+        X = self._queries(tree, X)
+        n = X.shape[0]
+        if isinstance(tree, BoxTree) and n_threads > 1 and n >= _OVERLAP_MIN:
+            with _threads(n_threads) as nt:
+                if nt > 1:
+                    return _boxes.maximin_conditioning(
+                        tree, X, first, k, _metric_args(tree.metric),
+                        lambda m: _chunks(m, nt), lambda: _threads_set(1),
+                        lambda: _threads_set(nt),
+                    )
+        order, ell = self.maximin(tree, X, first)
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        dist, ind = self.ordered_knn(tree, X, rank, rank, k, n_threads, out_rows=rank)
+        return order, ell, dist, ind
 
     def ordered_knn(self, tree, Q, qrank, rank, k, n_threads, progress=None, out_rows=None):
         """``k`` nearest samples of rank ``< qrank[i]`` to every row ``Q[i]``.

@@ -5,12 +5,19 @@ into kernel arguments of :mod:`._kernels_kd`; :class:`NumbaBackend`
 dispatches to them for box trees.
 """
 
+import queue
+import threading
+
 import numpy as np
 
 from ..._boxtree import BoxTree
 from . import _kernels_kd as kk
 
-__all__ = ["leaf_size", "build", "maximin", "ordered_knn"]
+__all__ = ["leaf_size", "build", "maximin", "maximin_conditioning", "ordered_knn"]
+
+# The overlapped ordering and conditioning (maximin_conditioning) hand ranks
+# over in pieces of n / 64, at least this many.
+PIECE_MIN = 1024
 
 
 def leaf_size(n_features):
@@ -46,10 +53,85 @@ def maximin(tree, first, metric_args, pieces=None, progress=None):
     if progress is None:
         return kk.maximin(*args, int(first), tag, p, w, user)
     state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user)
+    none = kk.no_ranked_leaves(tree.n_features)
     for t0, t1 in pieces:
-        kk.maximin_steps(t0, t1, *state, *args, tag)
+        kk.maximin_steps(t0, t1, *state, *args, tag, *none)
         progress(t1)
     return state[0], state[1]
+
+
+def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, parallel):
+    """``(order, lengthscales, dist, ind)``: a maximin ordering and its Vecchia sets.
+
+    The same as :func:`maximin` followed by :func:`ordered_knn` (rows in
+    rank order), but the two overlap: the ordering is sequential, so while
+    it runs on a thread of its own, the sets of the ranks already assigned
+    are answered beside it, on the leaves-by-rank arrays that the ordering
+    appends to (:func:`._kernels_kd.ranked_leaves`); the ranks left when it
+    ends are answered on every thread. ``X[s]`` is sample ``s``'s point
+    (float64); ``serial()`` and ``parallel()`` set the Numba thread count
+    of this thread for the two phases; ``chunks_of(m)`` gives the thread
+    blocks of ``m`` queries.
+    """
+    code, p, w, user = metric_args
+    tag = kk.metric_tag(code)
+    n, m = tree.n_samples, tree.n_features
+    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user)
+    order, ell = state[0], state[1]
+    ranked = kk.ranked_leaves(n, m, tree.n_nodes)
+    r_perm, r_pts, rank_pos, fill, min_rank = ranked
+    pos_of = np.empty(n, dtype=np.int64)
+    pos_of[tree.perm] = np.arange(n)
+    rank = np.full(n, n, dtype=np.int64)  # by sample; set block by block below
+    dist = np.empty((n, k))
+    ind = np.empty((n, k), dtype=np.int64)
+    done = queue.SimpleQueue()  # ranks assigned so far, then None
+    failed = []
+
+    def order_all():
+        try:
+            step = max(PIECE_MIN, n // 64)
+            for t0 in range(1, n, step):
+                t1 = min(n, t0 + step)
+                kk.maximin_steps(t0, t1, *state, tree.points, tree.perm, tree.lo, tree.hi,
+                                 tree.leaf_of, tag, *ranked)
+                done.put(t1)
+        except BaseException as exc:  # re-raised by the caller
+            failed.append(exc)
+        finally:
+            done.put(None)
+
+    def answer(a, b):  # the sets of ranks a .. b - 1, queries in tree order
+        samples = order[a:b]
+        rank[samples] = np.arange(a, b)
+        qorder = _read_only(tree.perm[np.sort(pos_of[samples])])
+        kk.ordered_knn(X, _read_only(rank), qorder, _read_only(rank), chunks_of(b - a),
+                       _read_only(r_pts), _read_only(r_perm), tree.lo, tree.hi,
+                       _read_only(rank_pos), _read_only(min_rank), tag, dist, ind)
+
+    worker = threading.Thread(target=order_all, name="sklearn_pcct maximin", daemon=True)
+    a = 0
+    t = 1
+    with serial():
+        worker.start()
+        # small blocks on this thread: once the ordering ends, the ranks left
+        # go to every thread at once
+        block = max(PIECE_MIN, n // 64)
+        while t is not None and t < n:
+            if a == t or not done.empty():
+                t = done.get()
+                while t is not None and t < n and not done.empty():
+                    t = done.get()  # catch up with the ordering
+            if t is not None and t < n:
+                b = min(t, a + block)
+                answer(a, b)
+                a = b
+    worker.join()
+    if failed:
+        raise failed[0]
+    with parallel():
+        answer(a, n)
+    return order, ell, dist, ind
 
 
 def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,

@@ -43,7 +43,8 @@ from ._metrics import (
 
 __all__ = [
     "BOX_METRICS", "SORTED_MAX_K", "build", "leaves_by_rank", "maximin", "maximin_start",
-    "maximin_steps", "metric_tag", "ordered_knn", "subtree_min_rank",
+    "maximin_steps", "metric_tag", "no_ranked_leaves", "ordered_knn", "ranked_leaves",
+    "subtree_min_rank",
 ]
 
 # Metric codes with a box lower bound (the kd engine's metrics).
@@ -354,8 +355,49 @@ def _lower_keys(v, b, key, pts, n, depth, code, buf):
                 key[u] = d
 
 
-@njit(cache=True)
-def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of, tag):
+def ranked_leaves(n, m, n_nodes):
+    """Empty leaves-by-rank arrays that :func:`maximin_steps` fills as it ranks.
+
+    Returns ``(perm, pts, rank_pos, fill, min_rank)``: what
+    :func:`leaves_by_rank` and :func:`subtree_min_rank` give for the ranks
+    assigned so far, unranked positions last in their leaf with rank ``n``
+    (``fill``: per leaf, how many of its positions are ranked). Ranks come
+    in increasing order, so each leaf only appends: a rank-restricted
+    search for ranks already assigned reads these arrays while the ordering
+    goes on.
+    """
+    return (np.full(n, -1, dtype=np.int64), np.zeros((n, m)), np.full(n, n, dtype=np.int64),
+            np.zeros((n_nodes + 1) // 2, dtype=np.int64), np.full(n_nodes, n, dtype=np.int64))
+
+
+def no_ranked_leaves(m):
+    """Placeholder for :func:`maximin_steps`'s ``ranked`` arrays: fill nothing."""
+    return (np.empty(0, dtype=np.int64), np.empty((0, m)), np.empty(0, dtype=np.int64),
+            np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+
+
+@njit(cache=True, inline="always")
+def _rank_append(t, b, perm, pts, n, depth, first_leaf, leaf, r_perm, r_pts, rank_pos, fill,
+                 min_rank):
+    """Append position ``b`` (rank ``t``) to its leaf's ranked positions."""
+    j = leaf - first_leaf
+    u = _range(leaf, n, depth)[0] + fill[j]
+    r_perm[u] = perm[b]
+    for c in range(pts.shape[1]):
+        r_pts[u, c] = pts[b, c]
+    rank_pos[u] = t  # last: a concurrent search stops at ranks >= its own
+    fill[j] += 1
+    v = leaf
+    while min_rank[v] > t:  # unset (n): the first rank of the subtree
+        min_rank[v] = t
+        if v == 0:
+            break
+        v = (v - 1) >> 1
+
+
+@njit(cache=True, nogil=True)
+def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, leaf_of, tag,
+                  r_perm, r_pts, rank_pos, fill, min_rank):
     """Selections ``t_start .. t_stop - 1`` of a maximin ordering, in place.
 
     Selecting the point ``b`` with lengthscale ``l`` lowers keys only
@@ -365,7 +407,9 @@ def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, lea
     all but a node or two per level are skipped at once, with no descent
     from the root. A leaf whose best key did not change keeps its
     tournament entry. ``tag`` is :func:`metric_tag` of the metric code;
-    ``1 <= t_start <= t_stop <= n``.
+    ``1 <= t_start <= t_stop <= n``. The last five arrays come from
+    :func:`ranked_leaves` (each selection is appended to them) or
+    :func:`no_ranked_leaves`. Releases the GIL: a search can run beside it.
     """
     code = len(tag)
     n = pts.shape[0]
@@ -375,12 +419,21 @@ def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, lea
     stack = np.empty(depth + 2, dtype=np.int64)
     visited = np.empty(n_nodes, dtype=np.int64)
     buf = np.empty(((n + (1 << depth) - 1) >> depth) + 1, dtype=np.float64)
+    ranks = rank_pos.shape[0] > 0
+    if ranks and t_start == 1 and n > 0:  # the first point, from maximin_start
+        for u in range(n):
+            if perm[u] == order[0]:
+                _rank_append(0, u, perm, pts, n, depth, first_leaf, leaf_of[u], r_perm, r_pts,
+                             rank_pos, fill, min_rank)
     for t in range(t_start, t_stop):
         b = best[0]
         lb = key[b]
         order[t] = perm[b]
         ell[t] = lb
         leaf = leaf_of[b]
+        if ranks:
+            _rank_append(t, b, perm, pts, n, depth, first_leaf, leaf, r_perm, r_pts, rank_pos,
+                         fill, min_rank)
         if lb > 0.0:  # (nothing is closer than a duplicate)
             _lower_keys(leaf, b, key, pts, n, depth, code, buf)
         key[b] = -1.0
@@ -427,7 +480,9 @@ def maximin(pts, perm, lo, hi, leaf_of, first, tag, p, w, user):
     selections.
     """
     order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, len(tag), p, w, user)
-    maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of, tag)
+    none = np.empty(0, dtype=np.int64)
+    maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of, tag,
+                  none, np.empty((0, pts.shape[1])), none, none, none)
     return order, ell
 
 
