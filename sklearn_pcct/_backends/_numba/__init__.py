@@ -99,8 +99,9 @@ def _metric_args(spec):
     if code <= km.CHEBYSHEV:
         # kernels compiled for ``user=None`` carry only these metrics, in a
         # distance small enough to run without reference counting (see
-        # _metrics.distance)
-        return code, float(spec.p), w, None
+        # _metrics.distance); euclidean as a type, compiled on its own
+        # (_metrics.metric_code)
+        return km.EUCLIDEAN_TAG if code == km.EUCLIDEAN else code, float(spec.p), w, None
     return code, float(spec.p), w, km.no_user_metric
 
 

@@ -52,7 +52,7 @@ def maximin(tree, first, metric_args, pieces=None, progress=None):
     args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of)
     if progress is None:
         return kk.maximin(*args, int(first), tag, p, w, user)
-    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user)
+    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
     none = kk.no_ranked_leaves(tree.n_features)
     for t0, t1 in pieces:
         kk.maximin_steps(t0, t1, *state, *args, tag, *none)
@@ -76,7 +76,7 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
     code, p, w, user = metric_args
     tag = kk.metric_tag(code)
     n, m = tree.n_samples, tree.n_features
-    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), code, p, w, user)
+    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
     order, ell = state[0], state[1]
     ranked = kk.ranked_leaves(n, m, tree.n_nodes)
     r_perm, r_pts, rank_pos, fill, min_rank = ranked

