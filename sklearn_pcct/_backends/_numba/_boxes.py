@@ -12,6 +12,7 @@ import numpy as np
 
 from ..._boxtree import BoxTree
 from . import _kernels_kd as kk
+from ._metrics import metric_tag
 
 __all__ = ["leaf_size", "build", "maximin", "maximin_conditioning", "ordered_knn"]
 
@@ -48,7 +49,7 @@ def build(X, metric):
 def maximin(tree, first, metric_args, pieces=None, progress=None):
     """``(order, lengthscales)``; ``progress`` called after each of ``pieces``."""
     code, p, w, user = metric_args
-    tag = kk.metric_tag(code)
+    tag = metric_tag(code)
     args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of)
     if progress is None:
         return kk.maximin(*args, int(first), tag, p, w, user)
@@ -74,7 +75,7 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
     blocks of ``m`` queries.
     """
     code, p, w, user = metric_args
-    tag = kk.metric_tag(code)
+    tag = metric_tag(code)
     n, m = tree.n_samples, tree.n_features
     state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
     order, ell = state[0], state[1]
@@ -110,22 +111,22 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
                        _read_only(rank_pos), _read_only(min_rank), tag, dist, ind)
 
     worker = threading.Thread(target=order_all, name="sklearn_pcct maximin", daemon=True)
-    a = 0
-    t = 1
+    # small blocks on this thread: once the ordering ends, the ranks left
+    # go to every thread at once
+    block = max(PIECE_MIN, n // 64)
+    a = t = 0  # sets answered / ranks assigned
     with serial():
         worker.start()
-        # small blocks on this thread: once the ordering ends, the ranks left
-        # go to every thread at once
-        block = max(PIECE_MIN, n // 64)
-        while t is not None and t < n:
-            if a == t or not done.empty():
+        while True:
+            if a == t or not done.empty():  # caught up, or news: the newest count
                 t = done.get()
                 while t is not None and t < n and not done.empty():
-                    t = done.get()  # catch up with the ordering
-            if t is not None and t < n:
-                b = min(t, a + block)
-                answer(a, b)
-                a = b
+                    t = done.get()
+            if t is None or t == n:
+                break
+            b = min(t, a + block)
+            answer(a, b)
+            a = b
     worker.join()
     if failed:
         raise failed[0]
@@ -146,7 +147,7 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     ``progress``, the queries run in ``pieces`` and ``progress`` is called
     after each.
     """
-    tag = kk.metric_tag(metric_args[0])
+    tag = metric_tag(metric_args[0])
     nq = Q.shape[0]
     if rank is None:  # no restriction: every sample ranks 0, every query 1
         perm, pts = tree.perm, tree.points

@@ -29,7 +29,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._kernels_query import PRUNE_SLACK, _before, _result_offer, _result_store
+from ._kernels_query import (
+    PRUNE_SLACK,
+    _before,
+    _result_offer,
+    _result_store,
+    _result_write,
+)
 from ._metrics import (
     _HUGE,
     _TINY,
@@ -38,12 +44,13 @@ from ._metrics import (
     MANHATTAN,
     distance,
     finish_distance,
+    metric_code,
     raw_distance,
 )
 
 __all__ = [
     "BOX_METRICS", "SORTED_MAX_K", "build", "leaves_by_rank", "maximin", "maximin_start",
-    "maximin_steps", "metric_tag", "no_ranked_leaves", "ordered_knn", "ranked_leaves",
+    "maximin_steps", "no_ranked_leaves", "ordered_knn", "ranked_leaves",
     "subtree_min_rank",
 ]
 
@@ -52,20 +59,6 @@ BOX_METRICS = (EUCLIDEAN, MANHATTAN, CHEBYSHEV)
 
 # Largest k whose k-NN candidates are kept as a sorted array, not a heap.
 SORTED_MAX_K = 64
-
-
-def metric_tag(code):
-    """The metric code as a type: a tuple of ``code`` zeros.
-
-    The search and ordering kernels take the metric as ``tag`` and read
-    ``code = len(tag)``, a compile-time constant: each metric gets its own
-    compiled kernel, in which the metric's branches inside the loops fold
-    away (a run-time code costs about 2x in these loops), and a metric is
-    compiled only when it is used.
-    """
-    if isinstance(code, tuple):  # already a type (see _metrics.metric_code)
-        return (0,) * len(code)
-    return (0,) * int(code)
 
 
 @njit(cache=True)
@@ -372,6 +365,7 @@ def ranked_leaves(n, m, n_nodes):
             np.zeros((n_nodes + 1) // 2, dtype=np.int64), np.full(n_nodes, n, dtype=np.int64))
 
 
+@njit(cache=True)
 def no_ranked_leaves(m):
     """Placeholder for :func:`maximin_steps`'s ``ranked`` arrays: fill nothing."""
     return (np.empty(0, dtype=np.int64), np.empty((0, m)), np.empty(0, dtype=np.int64),
@@ -408,12 +402,12 @@ def maximin_steps(t_start, t_stop, order, ell, key, best, pts, perm, lo, hi, lea
     the way that it cannot skip: late in the ordering ``l`` is small and
     all but a node or two per level are skipped at once, with no descent
     from the root. A leaf whose best key did not change keeps its
-    tournament entry. ``tag`` is :func:`metric_tag` of the metric code;
+    tournament entry. ``tag`` is :func:`._metrics.metric_tag` of the metric code;
     ``1 <= t_start <= t_stop <= n``. The last five arrays come from
     :func:`ranked_leaves` (each selection is appended to them) or
     :func:`no_ranked_leaves`. Releases the GIL: a search can run beside it.
     """
-    code = len(tag)
+    code = metric_code(tag)
     n = pts.shape[0]
     n_nodes = lo.shape[0]
     depth = _depth_of(n_nodes)
@@ -482,9 +476,8 @@ def maximin(pts, perm, lo, hi, leaf_of, first, tag, p, w, user):
     selections.
     """
     order, ell, key, best = maximin_start(pts, perm, lo.shape[0], first, tag, p, w, user)
-    none = np.empty(0, dtype=np.int64)
     maximin_steps(1, pts.shape[0], order, ell, key, best, pts, perm, lo, hi, leaf_of, tag,
-                  none, np.empty((0, pts.shape[1])), none, none, none)
+                  *no_ranked_leaves(pts.shape[1]))
     return order, ell
 
 
@@ -566,7 +559,7 @@ def _sorted_offer(rd, ri, cnt, k, d, i):
 def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
                    tag, out_dist, out_ind):
     """Answer queries ``qorder[qa:qb]`` (see :func:`ordered_knn`)."""
-    code = len(tag)
+    code = metric_code(tag)
     n = pts.shape[0]
     depth = _depth_of(lo.shape[0])
     first_leaf = (1 << depth) - 1
@@ -634,16 +627,10 @@ def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, 
                 s_node[top] = c1
                 s_lb[top] = b1
                 top += 1
-        row = qrow[q]
-        if in_order:
-            for t in range(cnt):
-                out_dist[row, t] = rd[t]
-                out_ind[row, t] = ri[t]
-            for t in range(cnt, k):
-                out_dist[row, t] = np.inf
-                out_ind[row, t] = -1
+        if in_order:  # already sorted
+            _result_write(rd, ri, cnt, k, out_dist, out_ind, qrow[q])
         else:
-            _result_store(rd, ri, cnt, k, out_dist, out_ind, row)
+            _result_store(rd, ri, cnt, k, out_dist, out_ind, qrow[q])
 
 
 @njit(cache=True, parallel=True)
@@ -655,7 +642,7 @@ def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min
     their row ``qrow[i]``. ``rank_pos`` is the rank of each position,
     non-decreasing within every leaf (see :func:`leaves_by_rank`),
     ``min_rank`` comes from :func:`subtree_min_rank` and ``tag`` is
-    :func:`metric_tag` of the metric code. The queries ``qorder[chunks[0]:
+    :func:`._metrics.metric_tag` of the metric code. The queries ``qorder[chunks[0]:
     chunks[-1]]`` are answered, one block ``chunks[c] .. chunks[c + 1] - 1``
     per thread task (queries close in space should be close in
     ``qorder``). Rows hold sample indices sorted by ``(distance, index)``,

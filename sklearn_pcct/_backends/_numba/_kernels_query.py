@@ -105,6 +105,12 @@ def _result_sort(rd, ri, cnt):
 def _result_store(rd, ri, cnt, k, out_dist, out_ind, row):
     """Sort the result heap into row ``row`` of the outputs, padded with ``inf`` / ``-1``."""
     _result_sort(rd, ri, cnt)
+    _result_write(rd, ri, cnt, k, out_dist, out_ind, row)
+
+
+@njit(cache=True, inline="always")
+def _result_write(rd, ri, cnt, k, out_dist, out_ind, row):
+    """Copy ``cnt`` sorted results into row ``row``, padded with ``inf`` / ``-1``."""
     for t in range(cnt):
         out_dist[row, t] = rd[t]
         out_ind[row, t] = ri[t]
