@@ -13,7 +13,7 @@ from joblib import effective_n_jobs
 from scipy.sparse import csr_array
 from sklearn.base import BaseEstimator
 
-from . import _core
+from . import _core, _forest
 from ._backends import BACKENDS, resolve_backend
 from ._compat import (
     Interval,
@@ -125,12 +125,10 @@ class PCCTBase(BaseEstimator):
         backend = resolve_backend(self.backend, X)
         if _core.uses_kd_tree(self.algorithm, spec, X.shape[1], backend):
             with _progress(self, X.shape[0], "fit") as report:
-                box = _core.build_box(X, spec, backend)
+                forest = _forest.build_forest(X, spec, backend)
                 if report:
                     report(X.shape[0])
-            X.flags.writeable = False
-            state = FittedState(None, backend.name, box=box, points=X, metric=spec,
-                                n_threads=self._n_threads())
+            state = FittedState(None, backend.name, forest=forest, n_threads=self._n_threads())
         else:
             with _progress(self, X.shape[0], "fit") as report:
                 dynamic = _core.build_dynamic(X, spec, backend, self._n_threads(), report)

@@ -19,15 +19,21 @@ level ``t`` (``v = 2^t - 1 + j``) holds the positions
 ``lo[v]`` / ``hi[v]``   tight bounding box of the points of node ``v``
 ``leaf_of[u]``          the leaf that holds position ``u``
 ======================  ================================================
+
+:class:`BoxForest` is the updatable form used by the estimators: a kd-tree
+of the samples live at the last rebuild, a kd-tree of the samples inserted
+since, and per tree a mask of the rows not removed (see
+:mod:`sklearn_pcct._forest`).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._dynamic import PointStore
 from ._metric import MetricSpec
 
-__all__ = ["BoxTree", "check_box_tree"]
+__all__ = ["BoxTree", "BoxPart", "BoxForest", "check_box_tree"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +66,122 @@ class BoxTree:
     def depth(self):
         """Level of the leaves."""
         return int(np.log2(self.n_nodes + 1)) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class BoxPart:
+    """One kd-tree of a :class:`BoxForest` and which of its rows are live.
+
+    Attributes
+    ----------
+    tree : BoxTree
+        The kd-tree of the rows (shared by the versions that keep it).
+    ids : ndarray of shape (n_rows,)
+        Ascending sample id of each row of ``tree``.
+    pos_ids : ndarray of shape (n_rows,)
+        Sample id of each position (``ids[tree.perm]``): the k-NN kernels
+        report ids directly, ties broken by id.
+    alive : ndarray of shape (n_rows,), dtype uint8
+        1 for the rows whose sample is live (new in each version that
+        removes some of them).
+    n_live : int
+        Number of live rows.
+    """
+
+    tree: BoxTree
+    ids: np.ndarray
+    pos_ids: np.ndarray
+    alive: np.ndarray
+    n_live: int
+
+    @property
+    def n_rows(self):
+        """Rows of the tree, removed ones included."""
+        return self.ids.shape[0]
+
+    def live_ids(self):
+        """Ascending ids of the live rows."""
+        return self.ids[self.alive.view(bool)]
+
+    def nbytes(self):
+        """Bytes of the tree and its id arrays."""
+        t = self.tree
+        return sum(a.nbytes for a in (t.perm, t.points, t.lo, t.hi, t.leaf_of, self.ids,
+                                      self.pos_ids, self.alive))
+
+
+@dataclass(frozen=True, eq=False)
+class BoxForest:
+    """One immutable version of the estimators' updatable kd-tree index.
+
+    ``parts[0]`` indexes the samples live at the last rebuild; ``parts[1]``
+    (if any) those inserted since, whose ids are all larger. Removed samples
+    stay in their tree, masked out. Versions share the trees they do not
+    change and the append-only coordinate store.
+
+    Attributes
+    ----------
+    parts : tuple of BoxPart
+        The trees (none when no sample is live).
+    points : PointStore
+        Coordinates by sample id (shared by the versions of one index).
+    n_ids : int
+        Sample ids issued so far.
+    metric : MetricSpec
+    version : int
+        Number of updates since the fit.
+    own_bytes : int
+        Bytes this version added on top of the version it was made from.
+    """
+
+    parts: tuple
+    points: PointStore
+    n_ids: int
+    metric: MetricSpec
+    version: int = 0
+    own_bytes: int = 0
+
+    @property
+    def n_live(self):
+        """Number of live samples."""
+        return sum(part.n_live for part in self.parts)
+
+    @property
+    def n_features(self):
+        """Number of coordinates."""
+        return self.points.data.shape[1]
+
+    @property
+    def dtype(self):
+        """Floating dtype of the stored points."""
+        return self.points.data.dtype
+
+    def live_ids(self):
+        """Sorted ids of the live samples (the parts' id ranges do not overlap)."""
+        if not self.parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([part.live_ids() for part in self.parts])
+
+    def is_live(self, ids):
+        """Boolean mask: which of ``ids`` (each in ``[0, n_ids)``) are live."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(ids.shape, dtype=bool)
+        for part in self.parts:
+            row = np.searchsorted(part.ids, ids)
+            inside = row < part.n_rows
+            hit = np.zeros(ids.shape, dtype=bool)
+            hit[inside] = part.ids[row[inside]] == ids[inside]
+            out[hit] = part.alive[row[hit]] == 1
+        return out
+
+    def nbytes_own(self):
+        """Bytes this version added on top of the version it was made from."""
+        return self.own_bytes
+
+    def nbytes_full(self):
+        """Bytes of a full, unshared copy of this version (points included)."""
+        return (sum(part.nbytes() for part in self.parts)
+                + self.n_ids * self.points.data.itemsize * self.n_features)
 
 
 def check_box_tree(tree, X, leaf_size):

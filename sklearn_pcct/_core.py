@@ -95,7 +95,8 @@ def knn(tree, Q, k, backend, n_threads=1, progress=None):
 
     Parameters
     ----------
-    tree : TreeVersion
+    tree : TreeVersion, BoxTree or BoxForest
+        A kd-tree index answers with sample ids (ties by id).
     Q : ndarray of shape (n_queries, n_features)
     k : int
         Number of neighbours, at most ``tree.n_samples``.
@@ -130,13 +131,14 @@ def knn_fitted(tree, k, backend, n_threads=1, progress=None):
 
     Parameters
     ----------
-    tree : TreeVersion
+    tree : TreeVersion or BoxForest
     k : int
     backend : Backend
     n_threads : int, default=1
     progress : callable, default=None
         Called with the number of tree nodes (distinct points) answered so
-        far, out of ``tree.n_nodes``, between kernel calls.
+        far, out of ``tree.n_nodes`` (live samples of a BoxForest), between
+        kernel calls.
 
     Returns
     -------

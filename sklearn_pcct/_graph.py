@@ -114,19 +114,26 @@ def graph_after_insert(graph, new_state, new_ids, X_new, backend, n_threads=1):
     graph : KNNGraph
     """
     cap = graph.capacity
-    ind, dist = _padded(new_state.n_samples_fit, cap)
-    ind[: graph.ind.shape[0]] = graph.ind
-    dist[: graph.dist.shape[0]] = graph.dist
-    tree = new_state.tree
-    # rows of the new samples
-    held = min(cap, new_state.n_live)
-    d_new, i_new = _core.knn(tree, X_new, held, backend, n_threads)
+    n_old = graph.ind.shape[0]
+    ind = np.empty((new_state.n_samples_fit, cap), dtype=np.int64)
+    dist = np.empty((new_state.n_samples_fit, cap))
+    ind[:n_old] = graph.ind
+    dist[:n_old] = graph.dist
+    ind[n_old:] = -1
+    dist[n_old:] = np.inf
     # old rows that a new sample enters: d(x, y) < tau(x), the last held distance
-    count = (ind >= 0).sum(axis=1)
     tau = np.full(new_state.n_samples_fit, -np.inf)
     old = new_state.live_ids[new_state.live_ids < new_ids[0]]
-    tau[old] = dist[old, count[old] - 1]
-    q, x, d = backend.reverse_knn(tree, X_new, tau, n_threads)
+    tau[old] = dist[old, cap - 1]
+    short = old[ind[old, cap - 1] < 0]  # rows holding fewer than cap entries
+    if short.size:
+        count = (ind[short] >= 0).sum(axis=1)
+        tau[short] = dist[short, count - 1]
+    # ... found with the rows of the new samples
+    held = min(cap, new_state.n_live)
+    d_new, i_new, q, x, d = backend.knn_and_reverse(
+        new_state.query_index, X_new, held, tau, n_threads
+    )
     if x.size:
         backend.merge_rows(ind, dist, x, new_ids[q], d, n_threads)
     ind[new_ids, :held] = i_new
@@ -175,7 +182,7 @@ def graph_after_remove(graph, new_state, removed, X_of, backend, n_threads=1):
         short = hit[count < graph.k]
         if short.size:
             held = min(graph.capacity, new_state.n_live)
-            d, i = _core.knn(new_state.tree, X_of(short), held, backend, n_threads)
+            d, i = _core.knn(new_state.query_index, X_of(short), held, backend, n_threads)
             ind[short] = -1
             dist[short] = np.inf
             ind[short, :held] = i

@@ -229,9 +229,8 @@ class PCCTTransformer(
                 graph, new_state, new_ids, inserted, backend, self._n_threads()
             )
         else:
-            points = new_state.dynamic.points.data
             graph = graph_after_remove(
-                graph, new_state, removed, lambda ids: points[ids], backend,
+                graph, new_state, removed, new_state.points_of, backend,
                 self._n_threads(),
             )
         new_state.cache[key] = graph

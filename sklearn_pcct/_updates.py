@@ -19,7 +19,7 @@ any version queryable for as long as it is referenced.
 import numpy as np
 from sklearn.utils import check_array
 
-from . import _core
+from . import _core, _forest
 from ._backends import resolve_backend
 from ._base import KNeighborsMixin, RadiusNeighborsMixin, _progress
 from ._compat import check_is_fitted, validate_data
@@ -52,7 +52,7 @@ def _validate_ids(ids, state):
     uniq, counts = np.unique(ids, return_counts=True)
     if np.any(counts > 1):
         raise ValueError(f"ids {uniq[counts > 1][:10].tolist()} are repeated")
-    removed = ids[state.dynamic.id_node(ids) < 0]
+    removed = ids[~state.is_live(ids)]
     if removed.size:
         raise ValueError(f"ids {np.sort(removed)[:10].tolist()} were already removed")
     return ids
@@ -102,8 +102,16 @@ class UpdatesMixin:
             X = embed(X, state.metric)
             backend = resolve_backend(self.backend_)
             with _progress(self, X.shape[0], "partial_fit") as report:
-                dynamic = _core.insert(state.dynamic, X, backend, self._n_threads(), report)
-            new_state = FittedState(dynamic, state.backend)
+                if state.forest is not None:
+                    new_state = FittedState(
+                        None, state.backend, forest=_forest.insert(state.forest, X, backend),
+                        n_threads=self._n_threads(),
+                    )
+                    if report:
+                        report(X.shape[0])
+                else:
+                    dynamic = _core.insert(state.dynamic, X, backend, self._n_threads(), report)
+                    new_state = FittedState(dynamic, state.backend)
             self._after_update(state, new_state, inserted=X, removed=None)
             self._pcct_state_ = new_state
         return self
@@ -142,8 +150,14 @@ class UpdatesMixin:
             if ids.size == 0:
                 return self
             backend = resolve_backend(self.backend_)
-            dynamic = _core.remove(state.dynamic, ids, backend, self._n_threads())
-            new_state = FittedState(dynamic, state.backend)
+            if state.forest is not None:
+                new_state = FittedState(
+                    None, state.backend, forest=_forest.remove(state.forest, ids, backend),
+                    n_threads=self._n_threads(),
+                )
+            else:
+                dynamic = _core.remove(state.dynamic, ids, backend, self._n_threads())
+                new_state = FittedState(dynamic, state.backend)
             self._after_update(state, new_state, inserted=None, removed=ids)
             self._pcct_state_ = new_state
         return self

@@ -64,7 +64,7 @@ def test_kd_fit_answers_as_the_cover_tree(kind, metric, p):
     kd, ct = _pair(n_neighbors=7, metric=metric, p=p)
     kd.fit(X)
     ct.fit(X)
-    assert kd._pcct_state_.box is not None and kd._pcct_state_.deferred
+    assert kd._pcct_state_.forest is not None and kd._pcct_state_.deferred
     for q in (None, Q, X[:25]):
         _same(kd.kneighbors(q), ct.kneighbors(q))
     for mode in ("connectivity", "distance"):
@@ -118,7 +118,7 @@ def test_auto_picks_the_kd_tree_for_box_metrics_in_up_to_8_dimensions():
     rng = np.random.default_rng(0)
 
     def uses_kd(X, **kw):
-        return PCCTNeighbors(**kw).fit(X)._pcct_state_.box is not None
+        return PCCTNeighbors(**kw).fit(X)._pcct_state_.forest is not None
 
     assert uses_kd(rng.random((50, 8)))
     assert uses_kd(rng.random((50, 2)), metric="manhattan")
@@ -181,7 +181,9 @@ def test_updates_after_a_kd_fit_equal_the_cover_tree_estimators():
     old = kd.snapshot() if hasattr(kd, "snapshot") else None
     kd.partial_fit(new)
     ct.partial_fit(new)
-    assert kd.version_ == 1 and kd._pcct_state_.box is None
+    # the update keeps the kd-tree index: no cover tree is built
+    assert kd.version_ == 1 and kd._pcct_state_.forest is not None
+    assert kd._pcct_state_.deferred
     _same(kd.kneighbors(), ct.kneighbors())
     kd.remove([0, 5, 301])
     ct.remove([0, 5, 301])
@@ -231,7 +233,7 @@ def test_a_kd_fit_pickles_without_building_the_cover_tree():
     clone = pickle.loads(pickle.dumps(est))
     assert clone._pcct_state_.deferred
     _same(clone.kneighbors(X[:30]), est.kneighbors(X[:30]))
-    clone.partial_fit(X[:3])  # builds its own cover tree from the pickled points
+    clone.partial_fit(X[:3])  # updates the pickled kd-tree index
     ref = PCCTNeighbors(n_neighbors=4, algorithm="cover_tree").fit(X).partial_fit(X[:3])
     _same(clone.kneighbors(), ref.kneighbors())
 

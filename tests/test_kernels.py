@@ -389,3 +389,50 @@ def test_reverse_knn_equals_brute_force(slab, n_threads, data, monkeypatch, rng)
     assert len(got) == len(set(got)) == len(want)
     assert set(got) == {(int(a), int(b)) for a, b in want}
     np.testing.assert_allclose(d, D[q, x], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("slab", [1, 128])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("data", ["uniform", "duplicates"])
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev"])
+def test_reverse_knn_on_a_kd_index_equals_brute_force(slab, n_threads, data, metric,
+                                                       monkeypatch, rng):
+    # the same pairs over a kd-tree index with removed rows and two trees;
+    # slab=1 sends most queries to the second, exact-size search
+    from sklearn_pcct import _forest
+    from sklearn_pcct._backends._numba import _boxes
+
+    monkeypatch.setattr(_boxes, "_REVERSE_SLAB", slab)
+    X = rng.random((900, 3))
+    if data == "duplicates":
+        X = X[rng.integers(0, 150, len(X))]
+    spec = MetricSpec(metric)
+    forest = _forest.build_forest(X[:800], spec, BACKEND)
+    forest = _forest.insert(forest, X[800:], BACKEND)  # a second tree
+    gone = rng.choice(900, 60, replace=False)
+    forest = _forest.remove(forest, gone, BACKEND)
+    assert len(forest.parts) == 2 and forest.n_live == 840
+    Q = np.concatenate([rng.random((300, 3)), X[:20]])
+    tau = rng.uniform(0.0, 0.3, len(X))
+    tau[rng.random(len(X)) < 0.1] = -np.inf  # excluded samples
+    D = pairwise_distances(Q, X, spec)
+    live = np.ones(len(X), dtype=bool)
+    live[gone] = False
+    want = set(zip(*np.nonzero((D < tau[None, :]) & live[None, :]), strict=True))
+    knn_ref = BACKEND.knn(forest, Q, 7, n_threads)
+    for both in (False, True):  # alone, and with the k-NN search in one traversal
+        if both:
+            dist, ind, q, x, d = BACKEND.knn_and_reverse(forest, Q, 7, tau, n_threads)
+            np.testing.assert_array_equal(ind, knn_ref[1])
+            np.testing.assert_array_equal(dist, knn_ref[0])
+        else:
+            q, x, d = BACKEND.reverse_knn(forest, Q, tau, n_threads)
+        got = list(zip(q.tolist(), x.tolist(), strict=True))
+        assert len(got) == len(set(got)) == len(want)
+        assert set(got) == {(int(a), int(b)) for a, b in want}
+        np.testing.assert_allclose(d, D[q, x], rtol=1e-12, atol=0)
+    # the k-NN answer itself: brute force over the live samples, ties by id
+    Dl = np.where(live[None, :], D, np.inf)
+    order = np.lexsort((np.broadcast_to(np.arange(len(X)), Dl.shape), Dl), axis=1)[:, :7]
+    np.testing.assert_array_equal(knn_ref[1], order)
+    np.testing.assert_allclose(knn_ref[0], np.take_along_axis(Dl, order, 1), rtol=1e-12)

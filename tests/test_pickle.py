@@ -275,9 +275,9 @@ def test_builtin_metric_state_has_no_jit_objects(case, data):
     loaded = unpickler.load()
     jit_globals = [g for g in unpickler.globals if g[0].split(".")[0] in JIT_MODULES]
     assert not jit_globals, f"the pickle references {jit_globals}"
-    # the read-optimised index travels with the state: the cover tree, or
-    # the kd-tree of a fit that has not needed its cover tree yet
-    index = ("sklearn_pcct._boxtree", "BoxTree") if est._pcct_state_.deferred else (
+    # the read-optimised index travels with the state: the kd-tree index
+    # (its cover tree is rebuilt when needed) or the cover tree
+    index = ("sklearn_pcct._boxtree", "BoxForest") if est._pcct_state_.forest is not None else (
         "sklearn_pcct._tree", "TreeVersion")
     assert index in unpickler.globals
     offenders = [p for p, v in _walk(loaded) if _is_jit_object(v)]

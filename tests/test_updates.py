@@ -319,11 +319,15 @@ def test_random_updates_match_brute_force(metric, dtype, data):
         st.sampled_from(GRID_RADII) if exact else st.floats(0.1, 2.0), label="radius"
     )
 
+    # the kd-tree index ("auto" with a box metric) or the cover tree
+    algorithm = data.draw(st.sampled_from(["auto", "cover_tree"]), label="algorithm")
+
     def on_step(est, model, Q):
         check_against_model(est, model, spec, Q, radius, exact)
 
     est, model, Q, snapshots = _run_updates(
-        data, lambda: PCCTNeighbors(**params), dtype, spec, exact, n_steps=7, on_step=on_step
+        data, lambda: PCCTNeighbors(algorithm=algorithm, **params), dtype, spec, exact,
+        n_steps=7, on_step=on_step,
     )
     # snapshots answer as the estimator did when they were taken
     for snap, snap_model in snapshots:
@@ -375,6 +379,7 @@ def test_random_updates_transformer_graph(metric, data):
     mode = data.draw(st.sampled_from(["distance", "connectivity"]), label="mode")
     n_neighbors = data.draw(st.integers(1, 3), label="n_neighbors")
     dtype = data.draw(st.sampled_from([np.float64, np.float32]), label="dtype")
+    algorithm = data.draw(st.sampled_from(["auto", "cover_tree"]), label="algorithm")
     k = n_neighbors + (mode == "distance")
 
     def on_step(est, model, Q):
@@ -394,7 +399,8 @@ def test_random_updates_transformer_graph(metric, data):
             np.testing.assert_allclose(G.data, F.data, rtol=RTOL, atol=0)
 
     _run_updates(
-        data, lambda: PCCTTransformer(n_neighbors=n_neighbors, mode=mode, **params),
+        data, lambda: PCCTTransformer(n_neighbors=n_neighbors, mode=mode,
+                                      algorithm=algorithm, **params),
         dtype, spec, exact, n_steps=8, on_step=on_step,
     )
 
@@ -943,20 +949,23 @@ def test_snapshot_attributes_and_validation(rng):
 # -- memory: an update costs the chunks it touched -------------------------------
 
 
+@pytest.mark.parametrize("algorithm", ["kd_tree", "cover_tree"])
 @pytest.mark.parametrize("update", ["partial_fit", "remove"])
-def test_update_memory_is_a_small_fraction(update):
+def test_update_memory_is_a_small_fraction(update, algorithm):
     rng = np.random.default_rng(7)
     n = 20_000
     X = rng.random((n, 4))
-    est = PCCTNeighbors(n_neighbors=3).fit(X)
+    est = PCCTNeighbors(n_neighbors=3, algorithm=algorithm).fit(X)
     if update == "partial_fit":
         new = rng.random((n // 100, 4))
         est.partial_fit(new)
         X = np.vstack([X, new])
     else:
         est.remove(rng.choice(n, size=n // 100, replace=False))
-    dyn = est._pcct_state_.dynamic
-    assert dyn.version == 1
+    state = est._pcct_state_
+    # the index that took the update: the kd-tree index or the cover tree
+    dyn = state.forest if algorithm == "kd_tree" else state.dynamic
+    assert dyn is not None and dyn.version == 1
     assert dyn.nbytes_own() <= 0.5 * dyn.nbytes_full(), (dyn.nbytes_own(), dyn.nbytes_full())
     # and the result is still exact
     ids = est.live_ids_

@@ -32,6 +32,10 @@ class Capabilities:
 class Backend(Protocol):
     """Operations over :class:`~sklearn_pcct._tree.TreeVersion` objects.
 
+    The query operations also take the kd-tree index of the estimators
+    (:class:`~sklearn_pcct._boxtree.BoxForest`) where the backend supports
+    box metrics; its answers are sample ids.
+
     ``n_threads`` is always an explicit positive integer; backends never read
     configuration of their own. ``progress``, where accepted, is ``None`` or
     a callable that the backend calls with the number of units (rows,
@@ -58,6 +62,9 @@ class Backend(Protocol):
 
     def reverse_knn(self, tree, Q, tau, n_threads):
         """``(q, x, dist)`` for every pair with ``d(Q[q], x) < tau[x]``."""
+
+    def knn_and_reverse(self, tree, Q, k, tau, n_threads):
+        """``knn(tree, Q, k) + reverse_knn(tree, Q, tau)`` (one search where it can)."""
 
     def merge_rows(self, ind, dist, rows, cand_ind, cand_dist, n_threads):
         """Merge candidates into the sorted neighbour rows ``rows``, in place."""

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from ... import _dynamic as dyn
-from ..._boxtree import BoxTree
+from ..._boxtree import BoxForest, BoxTree
 from ..._dynamic import DynamicTree
 from ..._tree import TreeVersion
 from .._base import Capabilities
@@ -579,6 +579,8 @@ class NumbaBackend:
         """
         if isinstance(tree, BoxTree):  # the ranked search with no rank restriction
             return self.ordered_knn(tree, Q, None, None, k, n_threads, progress)
+        if isinstance(tree, BoxForest):
+            return self._forest_knn(tree, Q, k, n_threads, progress)
         return self._knn(tree, Q, k, n_threads, _NO_RANK, _NO_RANK, _NO_RANK, progress)
 
     def _knn(self, tree, Q, k, n_threads, qrank, rank, min_rank, progress=None):
@@ -604,12 +606,25 @@ class NumbaBackend:
                 progress(b)
         return dist, ind
 
+    def _forest_knn(self, forest, Q, k, n_threads, progress=None, qorders=None):
+        Q = _readonly(np.ascontiguousarray(Q))
+        with _threads(n_threads) as nt:
+            return _boxes.forest_knn(
+                forest, Q, int(k), _metric_args(forest.metric), lambda m: _chunks(m, nt),
+                _pieces(0, Q.shape[0]), progress, qorders,
+            )
+
     def knn_fitted(self, tree, k, n_threads, progress=None):
         """Exact k nearest samples of every live sample (itself included).
 
         Rows follow the live sample ids in ascending order. ``progress`` counts
-        the tree's nodes (each distinct point is searched once).
+        the tree's nodes (each distinct point is searched once), or the live
+        samples of a :class:`~sklearn_pcct._boxtree.BoxForest`.
         """
+        if isinstance(tree, BoxForest):
+            live = tree.live_ids()
+            return self._forest_knn(tree, tree.points.data[live], k, n_threads, progress,
+                                    _boxes.fitted_orders(tree, live))
         dist_n, ind_n = self.knn(tree, tree.points, k, n_threads, progress)
         return self._per_sample(tree, dist_n), self._per_sample(tree, ind_n)
 
@@ -778,12 +793,30 @@ class NumbaBackend:
                           np.ascontiguousarray(cand_ind, dtype=np.int64),
                           np.ascontiguousarray(cand_dist, dtype=np.float64))
 
+    def knn_and_reverse(self, tree, Q, k, tau, n_threads):
+        """:meth:`knn` of ``Q`` and :meth:`reverse_knn` of ``Q`` with ``tau`` together.
+
+        Returns ``(dist, ind, q, x, pair_dist)``. On a kd-tree index one
+        traversal per query and tree answers both.
+        """
+        if isinstance(tree, BoxForest):
+            Q = _readonly(np.ascontiguousarray(Q))
+            with _threads(n_threads) as nt:
+                return _boxes.forest_knn_and_reverse(
+                    tree, Q, int(k), tau, _metric_args(tree.metric), lambda m: _chunks(m, nt)
+                )
+        return self.knn(tree, Q, k, n_threads) + self.reverse_knn(tree, Q, tau, n_threads)
+
     def reverse_knn(self, tree, Q, tau, n_threads):
         """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the samples ``x`` of ``tree``.
 
         ``tau`` has one entry per sample id (``-inf`` excludes a sample).
         Returns ``(q, x, dist)`` arrays, one entry per pair.
         """
+        if isinstance(tree, BoxForest):
+            Q = _readonly(np.ascontiguousarray(Q))
+            with _threads(n_threads):
+                return _boxes.forest_reverse(tree, Q, tau, _metric_args(tree.metric))
         Q = self._queries(tree, Q)
         n = tree.n_nodes
         if n == 0 or Q.shape[0] == 0:

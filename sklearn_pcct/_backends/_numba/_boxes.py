@@ -12,9 +12,15 @@ import numpy as np
 
 from ..._boxtree import BoxTree
 from . import _kernels_kd as kk
+from . import _kernels_kd_reverse as kr
 from ._metrics import metric_tag
 
-__all__ = ["leaf_size", "build", "maximin", "maximin_conditioning", "ordered_knn"]
+__all__ = ["leaf_size", "build", "maximin", "maximin_conditioning", "ordered_knn",
+           "forest_knn", "forest_reverse", "forest_knn_and_reverse", "fitted_orders"]
+
+# ``alive`` argument of the k-NN kernel: no position masked out
+_ALL_ALIVE = np.zeros(0, dtype=np.uint8)
+_ALL_ALIVE.flags.writeable = False
 
 # The overlapped ordering and conditioning (maximin_conditioning) hand ranks
 # over in pieces of n / 64, at least this many.
@@ -108,7 +114,8 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
         qorder = _read_only(tree.perm[np.sort(pos_of[samples])])
         kk.ordered_knn(X, _read_only(rank), qorder, _read_only(rank), chunks_of(b - a),
                        _read_only(r_pts), _read_only(r_perm), tree.lo, tree.hi,
-                       _read_only(rank_pos), _read_only(min_rank), tag, dist, ind)
+                       _read_only(rank_pos), _read_only(min_rank), _ALL_ALIVE, False, tag,
+                       dist, ind)
 
     worker = threading.Thread(target=order_all, name="sklearn_pcct maximin", daemon=True)
     # small blocks on this thread: once the ordering ends, the ranks left
@@ -169,7 +176,7 @@ def ordered_knn(tree, Q, qrank, rank, k, metric_args, chunks_of, pieces=None,
     ind = np.empty((nq, k), dtype=np.int64)
     for a, b in pieces if progress is not None else [(0, nq)]:
         kk.ordered_knn(Q, qrank, qorder, qrow, a + chunks_of(b - a), pts, perm, tree.lo,
-                       tree.hi, rank_pos, min_rank, tag, dist, ind)
+                       tree.hi, rank_pos, min_rank, _ALL_ALIVE, False, tag, dist, ind)
         if progress is not None:
             progress(b)
     return dist, ind
@@ -192,3 +199,131 @@ def _read_only(a):
         a = a.view()
         a.flags.writeable = False
     return a
+
+
+# -- the updatable index (BoxForest) -------------------------------------------
+
+def _mask(part):
+    """``(alive by position or empty, min_rank)`` of a part for the k-NN kernel."""
+    tree = part.tree
+    if part.n_live == part.n_rows:
+        return _ALL_ALIVE, np.zeros(tree.n_nodes, dtype=np.int64)
+    alive = part.alive[tree.perm]
+    dead = (1 - alive).astype(np.int64)  # rank 1: never before a query's rank 1
+    return _read_only(alive), kk.subtree_min_rank(dead, tree.n_nodes)
+
+
+def forest_knn(forest, Q, k, metric_args, chunks_of, pieces=None, progress=None,
+               qorders=None):
+    """``(dist, ind)``: the ``k`` nearest live samples (ids) of each row of ``Q``.
+
+    Each tree is searched in turn, every query continuing from the
+    candidates of the trees before (exact, ties by id). ``qorders[j]`` is
+    the order in which tree ``j`` answers the queries (default: as given);
+    ``progress(b)`` is called after each of ``pieces`` of the last tree.
+    """
+    tag = metric_tag(metric_args[0])
+    nq = Q.shape[0]
+    dist = np.full((nq, k), np.inf)
+    ind = np.full((nq, k), -1, dtype=np.int64)
+    if not forest.parts:
+        return dist, ind
+    qrank = _read_only(np.ones(nq, dtype=np.int64))
+    qrow = _read_only(np.arange(nq, dtype=np.int64))
+    for j, part in enumerate(forest.parts):
+        tree = part.tree
+        alive, min_rank = _mask(part)
+        rank_pos = _read_only(np.zeros(tree.n_samples, dtype=np.int64))
+        qorder = qrow if qorders is None else _read_only(qorders[j])
+        last = j == len(forest.parts) - 1
+        for a, b in pieces if progress is not None and last else [(0, nq)]:
+            kk.ordered_knn(Q, qrank, qorder, qrow, a + chunks_of(b - a), tree.points,
+                           part.pos_ids, tree.lo, tree.hi, rank_pos, _read_only(min_rank),
+                           alive, j > 0, tag, dist, ind)
+            if progress is not None and last:
+                progress(b)
+    return dist, ind
+
+
+def fitted_orders(forest, live):
+    """Per tree, the live samples (rows of ``live``) in that tree's order.
+
+    Neighbouring queries share their paths in the cache: a tree answers the
+    live samples best in its own position order, its own samples first.
+    """
+    orders = []
+    for part in forest.parts:
+        mine = part.pos_ids if part.n_live == part.n_rows else (
+            part.pos_ids[part.alive[part.tree.perm].view(bool)])
+        first = np.searchsorted(live, mine)
+        rest = np.ones(live.shape[0], dtype=bool)
+        rest[first] = False
+        orders.append(np.concatenate([first, np.flatnonzero(rest)]))
+    return orders
+
+
+# Pairs kept per query in the first pass of the reverse search.
+_REVERSE_SLAB = 64
+
+
+def _tau_pos(part, tau):
+    """``tau`` of each position of ``part`` (``-inf`` where removed)."""
+    tau_pos = tau[part.pos_ids]
+    if part.n_live < part.n_rows:
+        tau_pos[part.alive[part.tree.perm] == 0] = -np.inf
+    return _read_only(tau_pos)
+
+
+def _pairs(Q, part, tau_pos, tag, first_pass):
+    """``(q, x, dist)`` of one tree from the first pass's ``(counts, slab, slab, mk)``."""
+    tree = part.tree
+    counts, slab_ind, slab_dist, mk = first_pass
+    indptr, x, d = kr.gather_pairs(Q, tree.points, part.pos_ids, tree.lo, tree.hi, tau_pos,
+                                   mk, tag, counts, slab_ind, slab_dist)
+    return np.repeat(np.arange(Q.shape[0]), np.diff(indptr)), x, d
+
+
+def _concat_pairs(found):
+    if not found:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0)
+    return tuple(np.concatenate(a) for a in zip(*found, strict=True))
+
+
+def forest_reverse(forest, Q, tau, metric_args):
+    """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the live samples ``x``.
+
+    ``tau`` has one entry per sample id (``-inf`` excludes one). Returns
+    ``(q, x, dist)``, one entry per pair.
+    """
+    tag = metric_tag(metric_args[0])
+    found = []
+    for part in forest.parts:
+        tree = part.tree
+        tau_pos = _tau_pos(part, tau)
+        first = kr.reverse_pairs(Q, tree.points, part.pos_ids, tree.lo, tree.hi, tau_pos,
+                                 _REVERSE_SLAB, tag)
+        found.append(_pairs(Q, part, tau_pos, tag, first))
+    return _concat_pairs(found)
+
+
+def forest_knn_and_reverse(forest, Q, k, tau, metric_args, chunks_of):
+    """:func:`forest_knn` of ``Q`` and :func:`forest_reverse`, one traversal per tree.
+
+    Returns ``(dist, ind, q, x, pair_dist)``.
+    """
+    tag = metric_tag(metric_args[0])
+    nq = Q.shape[0]
+    dist = np.full((nq, k), np.inf)
+    ind = np.full((nq, k), -1, dtype=np.int64)
+    qorder = _read_only(np.arange(nq, dtype=np.int64))
+    found = []
+    for j, part in enumerate(forest.parts):
+        tree = part.tree
+        alive, min_rank = _mask(part)
+        tau_pos = _tau_pos(part, tau)
+        first = kr.knn_and_reverse(Q, qorder, chunks_of(nq), tree.points, part.pos_ids,
+                                   tree.lo, tree.hi, alive, _read_only(min_rank), tau_pos,
+                                   j > 0, _REVERSE_SLAB, tag, dist, ind)
+        found.append(_pairs(Q, part, tau_pos, tag, first))
+    return (dist, ind) + _concat_pairs(found)

@@ -556,8 +556,8 @@ def _sorted_offer(rd, ri, cnt, k, d, i):
 
 
 @njit(cache=True)
-def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank, k,
-                   tag, out_dist, out_ind):
+def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
+                   alive, seeded, k, tag, out_dist, out_ind):
     """Answer queries ``qorder[qa:qb]`` (see :func:`ordered_knn`)."""
     code = metric_code(tag)
     n = pts.shape[0]
@@ -572,11 +572,24 @@ def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, 
     s_node = np.empty(depth + 2, dtype=np.int64)
     s_lb = np.empty(depth + 2, dtype=np.float64)
     buf = np.empty(((n + (1 << depth) - 1) >> depth) + 1, dtype=np.float64)
+    masked = alive.shape[0] > 0
     for qq in range(qa, qb):
         q = qorder[qq]
         rq = qrank[q]
         cnt = 0
         tau = np.inf
+        if seeded:  # continue from the row's current candidates
+            row = qrow[q]
+            for j in range(k):
+                if out_ind[row, j] >= 0:
+                    if in_order:  # the row is sorted: copy it
+                        rd[cnt] = out_dist[row, j]
+                        ri[cnt] = out_ind[row, j]
+                        cnt += 1
+                    else:
+                        cnt = _result_offer(rd, ri, cnt, k, out_dist[row, j], out_ind[row, j])
+            if cnt == k:
+                tau = rd[last]
         top = 0
         if n > 0 and min_rank[0] < rq:
             s_node[0] = 0
@@ -596,6 +609,8 @@ def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, 
                 for u in range(a, e):
                     buf[u - a] = raw_distance(Q, q, pts, u, code)
                 for u in range(a, e):
+                    if masked and alive[u] == 0:
+                        continue
                     d = finish_distance(Q, q, pts, u, code, buf[u - a])
                     if cnt < k or _before(d, perm[u], rd[last], ri[last]):
                         if in_order:
@@ -634,8 +649,8 @@ def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, 
 
 
 @njit(cache=True, parallel=True)
-def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min_rank, tag,
-                out_dist, out_ind):
+def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min_rank, alive,
+                seeded, tag, out_dist, out_ind):
     """The ``k`` nearest points of rank ``< qrank[i]`` to rows ``Q[i]``, in place.
 
     ``k`` is the width of ``out_dist`` / ``out_ind``; query ``i`` fills
@@ -645,10 +660,18 @@ def ordered_knn(Q, qrank, qorder, qrow, chunks, pts, perm, lo, hi, rank_pos, min
     :func:`._metrics.metric_tag` of the metric code. The queries ``qorder[chunks[0]:
     chunks[-1]]`` are answered, one block ``chunks[c] .. chunks[c + 1] - 1``
     per thread task (queries close in space should be close in
-    ``qorder``). Rows hold sample indices sorted by ``(distance, index)``,
-    padded with ``inf`` / ``-1``.
+    ``qorder``). Rows hold ``perm[u]`` of the positions ``u`` found (sample
+    indices, or ids if ``perm`` maps positions to ascending ids) sorted by
+    ``(distance, index)``, padded with ``inf`` / ``-1``.
+
+    ``alive`` (uint8 by position, or empty: all) excludes the positions
+    where it is 0; ``min_rank`` must then count only the live positions
+    (:func:`subtree_min_rank` of ``1 - alive``). With ``seeded`` each query starts from the
+    candidates already in its row (sorted, padded, distinct from this
+    tree's): a search over several trees merges exactly.
     """
     k = out_ind.shape[1]
     for c in prange(chunks.shape[0] - 1):
         _ordered_range(chunks[c], chunks[c + 1], Q, qrank, qorder, qrow, pts, perm, lo, hi,
-                       rank_pos, min_rank, k, tag, out_dist, out_ind)
+                       rank_pos, min_rank, alive, seeded, k, tag, out_dist, out_ind)
+
