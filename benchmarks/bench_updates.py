@@ -179,14 +179,15 @@ class OursIncremental(UpdateMethod):
     key = "ours"
     name = "ours: PCCTTransformer partial_fit/remove, then graph_ (incremental)"
     module = "sklearn_pcct"
+    # the default: the kd-tree index in up to 8 features of a box metric,
+    # else the cover tree
+    algorithm = "auto"
 
     def prepare(self, X, k, capacity):
         from sklearn_pcct import PCCTTransformer
 
-        # the cover tree at fit: a kd-tree fit ("auto" in up to 8 features)
-        # would build it in the first timed update
         est = PCCTTransformer(
-            n_neighbors=k, mode="distance", n_jobs=self.n_jobs, algorithm="cover_tree"
+            n_neighbors=k, mode="distance", n_jobs=self.n_jobs, algorithm=self.algorithm
         ).fit(X)
         _ = est.graph_  # the live graph; kept current by partial_fit / remove from now on
         return est
@@ -204,14 +205,26 @@ class OursIncremental(UpdateMethod):
         t1 = time.perf_counter()
         graph = est.graph_
         t2 = time.perf_counter()
-        dyn = est._pcct_state_.dynamic
         ind, dist = _csr_rows(graph, len(scenario.live))
-        return Outcome(t1 - t0, t2 - t0, ind, dist, True, dyn.nbytes_own() / dyn.nbytes_full())
+        return Outcome(t1 - t0, t2 - t0, ind, dist, True, _mem_ratio(est))
+
+
+def _mem_ratio(est):
+    """Memory of the new version / a full copy, for the index that took the update."""
+    state = est._pcct_state_
+    index = state.forest if state.forest is not None else state.dynamic
+    return index.nbytes_own() / index.nbytes_full()
+
+
+class OursIncrementalCoverTree(OursIncremental):
+    key = "ours_ct"
+    name = "ours (cover tree): the same with algorithm='cover_tree'"
+    algorithm = "cover_tree"
 
 
 class OursTreeOnly(OursIncremental):
     key = "ours_tree"
-    name = "ours: partial_fit/remove without a live graph (tree update only)"
+    name = "ours: partial_fit/remove without a live graph (index update only)"
     refreshes = False
 
     def _copy(self, base):
@@ -225,8 +238,7 @@ class OursTreeOnly(OursIncremental):
         t0 = time.perf_counter()
         scenario.apply_ours(est)
         t1 = time.perf_counter()
-        dyn = est._pcct_state_.dynamic
-        return Outcome(t1 - t0, None, mem_ratio=dyn.nbytes_own() / dyn.nbytes_full())
+        return Outcome(t1 - t0, None, mem_ratio=_mem_ratio(est))
 
 
 class OursRebuild(UpdateMethod):
@@ -348,7 +360,8 @@ class FaissUpdate(UpdateMethod):
 
 
 def make_methods(n_jobs, seed, rebuild=True):
-    ours = [OursIncremental(n_jobs, seed), OursTreeOnly(n_jobs, seed)]
+    ours = [OursIncremental(n_jobs, seed), OursTreeOnly(n_jobs, seed),
+            OursIncrementalCoverTree(n_jobs, seed)]
     if rebuild:
         ours.append(OursRebuild(n_jobs, seed))
     peers = {
