@@ -94,6 +94,19 @@ class BoxPart:
     alive: np.ndarray
     n_live: int
 
+    def __post_init__(self):
+        # shared by versions: never written in place (also after unpickling)
+        for name in ("ids", "pos_ids", "alive"):
+            arr = getattr(self, name)
+            if arr.flags.writeable:
+                arr = arr.view()
+                arr.flags.writeable = False
+                object.__setattr__(self, name, arr)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__post_init__()
+
     @property
     def n_rows(self):
         """Rows of the tree, removed ones included."""

@@ -36,9 +36,11 @@ def _short(method):
     name = method.replace("`", "")
     name = name.replace("sklearn NearestNeighbors ", "sklearn ")
     name = name.replace("sklearn-pcct PCCTNeighbors (ours)", "sklearn-pcct (ours)")
+    if name.startswith("ours (cover tree)"):
+        return "ours, cover tree: update + live graph"
     if name.startswith("ours:"):
         if "without a live graph" in name:
-            return "ours: tree update only"
+            return "ours: index update only"
         if "rebuild" in name:
             return "ours: refit + graph"
         if "incremental" in name:
