@@ -26,17 +26,17 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
         Range of parameter space to use by default for
         :meth:`radius_neighbors` queries.
     algorithm : {'auto', 'cover_tree', 'kd_tree'}, default='auto'
-        The index that answers the k-nearest-neighbour queries of a fit;
-        every choice gives the same answers. 'cover_tree': the compressed
-        cover tree, any metric, built by ``fit``. 'kd_tree': a balanced
-        kd-tree with tight boxes, for 'euclidean', 'manhattan' and
-        'chebyshev' (Minkowski with ``p`` in 1, 2, inf), built in
-        milliseconds; the cover tree is then built only when something needs
-        it (radius queries, ``partial_fit`` / ``remove``, ``tree_``) and it
-        answers every query after an update (pass 'cover_tree' if you will
-        update: the first ``partial_fit`` / ``remove`` of a kd-tree fit pays
-        the build). 'auto': the kd-tree for those metrics with at most 8
-        features, the cover tree otherwise.
+        The index that answers the k-nearest-neighbour queries and takes
+        the updates; every choice gives the same answers. 'cover_tree': the
+        compressed cover tree, any metric, built by ``fit`` and updated by
+        batch insertion and deletion. 'kd_tree': a balanced kd-tree with
+        tight boxes, for 'euclidean', 'manhattan' and 'chebyshev'
+        (Minkowski with ``p`` in 1, 2, inf), built in milliseconds;
+        ``partial_fit`` adds a small kd-tree of the new samples and
+        ``remove`` masks samples out, until a rebuild folds them in. The
+        cover tree of a kd-tree fit is built only when something needs it
+        (radius queries, ``tree_``). 'auto': the kd-tree for those metrics
+        with at most 8 features, the cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric: 'euclidean', 'manhattan', 'chebyshev', 'minkowski'
         (with ``p >= 1``) or 'haversine' (2 features: latitude and longitude
