@@ -361,11 +361,11 @@ class RadiusNeighborsMixin:
                 raise ValueError(
                     f"radius has {radius_arr.shape[0]} entries for {X.shape[0]} queries"
                 )
-            return _core.radius(state.tree, X, radius_arr, backend, self._n_threads())
+            return _core.radius(state.query_index, X, radius_arr, backend, self._n_threads())
         if radius_arr.ndim != 0:
             raise ValueError("radius must be a scalar when X is None")
         indptr, ind, dist = _core.radius_fitted(
-            state.tree, float(radius_arr), backend, self._n_threads()
+            state.query_index, float(radius_arr), backend, self._n_threads()
         )
         rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
         keep = ind != state.live_ids[rows]

@@ -166,7 +166,7 @@ def radius(tree, Q, r, backend, n_threads=1):
 
     Parameters
     ----------
-    tree : TreeVersion
+    tree : TreeVersion or BoxForest
     Q : ndarray of shape (n_queries, n_features)
     r : float or ndarray of shape (n_queries,)
     backend : Backend
@@ -200,7 +200,7 @@ def radius_fitted(tree, r, backend, n_threads=1):
 
     Parameters
     ----------
-    tree : TreeVersion
+    tree : TreeVersion or BoxForest
     r : float
     backend : Backend
     n_threads : int, default=1

@@ -182,7 +182,7 @@ def build_dynamic(forest, backend, n_threads=1):
     """The cover tree (:class:`~sklearn_pcct._dynamic.DynamicTree`) of the live samples.
 
     Same ids as ``forest``: built over every id issued, then the removed
-    ones are deleted (what radius queries and ``tree_`` need).
+    ones are deleted (what ``tree_`` needs).
 
     Parameters
     ----------

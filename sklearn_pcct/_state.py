@@ -23,8 +23,8 @@ class FittedState:
     """A tree version with its lazily built read-optimised form.
 
     The estimator's index is a cover tree or a kd-tree index (``forest``),
-    whose cover tree is built only when something needs it (radius queries
-    and ``tree_``).
+    which answers k-NN and radius queries; its cover tree is built only
+    when ``tree_`` asks for it.
 
     Parameters
     ----------
@@ -57,8 +57,8 @@ class FittedState:
     def dynamic(self):
         """The :class:`~sklearn_pcct._dynamic.DynamicTree` of this version.
 
-        Built on first use from a kd-tree index (the same ids): radius
-        queries and ``tree_`` need it.
+        Built on first use from a kd-tree index (the same ids): ``tree_``
+        needs it.
         """
         if self._dynamic is None:
             with self._lock:

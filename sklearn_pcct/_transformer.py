@@ -45,11 +45,11 @@ class PCCTTransformer(
         batch insertion and deletion. 'kd_tree': a balanced kd-tree with
         tight boxes, for 'euclidean', 'manhattan' and 'chebyshev'
         (Minkowski with ``p`` in 1, 2, inf), built in milliseconds;
-        ``partial_fit`` adds a small kd-tree of the new samples and
-        ``remove`` masks samples out, until a rebuild folds them in. The
-        cover tree of a kd-tree fit is built only when something needs it
-        (radius queries, ``tree_``). 'auto': the kd-tree for those metrics
-        with at most 8 features, the cover tree otherwise.
+        it also answers radius queries; ``partial_fit`` adds a small
+        kd-tree of the new samples and ``remove`` masks samples out, until a
+        rebuild folds them in (the cover tree of a kd-tree fit is built only
+        for ``tree_``). 'auto': the kd-tree for those metrics with at most 8
+        features, the cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric, as for :class:`PCCTNeighbors`.
     p : float, default=2

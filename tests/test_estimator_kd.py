@@ -149,7 +149,7 @@ def test_bad_algorithm_raises(algorithm):
         PCCTNeighbors(algorithm=algorithm).fit(np.zeros((3, 2)))
 
 
-def test_radius_queries_and_tree_build_the_cover_tree_once():
+def test_radius_queries_on_the_kd_tree_and_tree_builds_the_cover_tree_once():
     X = _data("grid", 200, 2, seed=3)
     Q = _data("grid", 20, 2, seed=4)
     kd, ct = _pair(radius=1.5)
@@ -165,8 +165,14 @@ def test_radius_queries_and_tree_build_the_cover_tree_once():
             np.testing.assert_array_equal(x, y)
         for x, y in zip(a[1], b[1], strict=True):
             np.testing.assert_array_equal(x, y)
-    assert not state.deferred
+        ga = kd.radius_neighbors_graph(q, mode="distance", sort_results=True)
+        gb = ct.radius_neighbors_graph(q, mode="distance", sort_results=True)
+        np.testing.assert_array_equal(ga.indptr, gb.indptr)
+        np.testing.assert_array_equal(ga.indices, gb.indices)
+        np.testing.assert_array_equal(ga.data, gb.data)
+    assert state.deferred  # radius queries run on the kd-tree too
     tree = kd.tree_
+    assert not state.deferred
     assert tree is kd.tree_ and tree.n_nodes == ct.tree_.n_nodes
     _same(kd.kneighbors(Q), ct.kneighbors(Q))  # still the kd-tree, same answers
 
@@ -252,10 +258,11 @@ def test_concurrent_first_uses_build_the_cover_tree_once(monkeypatch):
 
     def work(i):
         barrier.wait()
-        if i % 2:
-            results[i] = est.radius_neighbors(X[:50], sort_results=True)[1]
-        else:
-            results[i] = [est.kneighbors(X[:50], 3)[1]]
+        if i % 2:  # tree_ builds the cover tree on first use
+            results[i] = est.tree_
+        else:  # radius and k-NN queries run on the kd-tree meanwhile
+            results[i] = (est.radius_neighbors(X[:50], sort_results=True)[1],
+                          est.kneighbors(X[:50], 3)[1])
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
     for t in threads:
@@ -263,6 +270,10 @@ def test_concurrent_first_uses_build_the_cover_tree_once(monkeypatch):
     for t in threads:
         t.join()
     assert builds == [1]
-    for i in range(3, 6, 2):
-        for x, y in zip(results[i], results[1], strict=True):
+    assert results[1] is results[3] is results[5] is est.tree_
+    ref = PCCTNeighbors(radius=0.1, algorithm="cover_tree").fit(X)
+    want = ref.radius_neighbors(X[:50], sort_results=True)[1]
+    for i in range(0, 6, 2):
+        for x, y in zip(results[i][0], want, strict=True):
             np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(results[i][1], ref.kneighbors(X[:50], 3)[1])

@@ -182,6 +182,8 @@ def test_versions_answer_as_before_after_later_updates():
 
 
 def test_radius_queries_and_tree_after_updates_use_the_live_samples():
+    # the kd-tree index answers radius queries (live samples of both trees);
+    # tree_ builds the cover tree of the live samples with the same ids
     rng = np.random.default_rng(6)
     X = rng.integers(0, 5, (150, 2)).astype(np.float64)
     kd, ct = _pair(radius=1.0)
@@ -191,10 +193,19 @@ def test_radius_queries_and_tree_after_updates_use_the_live_samples():
     assert kd._pcct_state_.deferred
     Q = rng.integers(0, 5, (10, 2)).astype(np.float64)
     for q in (Q, None):
-        a = kd.radius_neighbors(q, sort_results=True)
-        b = ct.radius_neighbors(q, sort_results=True)
-        for x, y in zip(a[1], b[1], strict=True):
-            np.testing.assert_array_equal(x, y)
+        for r in (0.0, 1.0, 2.3):  # 0 and 1: boundary ties of the integer grid
+            a = kd.radius_neighbors(q, r, sort_results=True)
+            b = ct.radius_neighbors(q, r, sort_results=True)
+            for x, y in zip(a[0], b[0], strict=True):
+                np.testing.assert_array_equal(x, y)
+            for x, y in zip(a[1], b[1], strict=True):
+                np.testing.assert_array_equal(x, y)
+    a = kd.radius_neighbors(Q, np.linspace(0.5, 2.0, len(Q)))  # one radius per query
+    b = ct.radius_neighbors(Q, np.linspace(0.5, 2.0, len(Q)))
+    for x, y in zip(a[1], b[1], strict=True):
+        np.testing.assert_array_equal(np.sort(x), np.sort(y))
+    assert kd._pcct_state_.deferred  # radius queries run on the kd-tree index
+    _ = kd.tree_
     assert not kd._pcct_state_.deferred
     assert kd.tree_.n_samples == ct.tree_.n_samples == 170  # ids issued
     _same(kd.kneighbors(Q), ct.kneighbors(Q))

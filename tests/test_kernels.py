@@ -436,3 +436,38 @@ def test_reverse_knn_on_a_kd_index_equals_brute_force(slab, n_threads, data, met
     order = np.lexsort((np.broadcast_to(np.arange(len(X)), Dl.shape), Dl), axis=1)[:, :7]
     np.testing.assert_array_equal(knn_ref[1], order)
     np.testing.assert_allclose(knn_ref[0], np.take_along_axis(Dl, order, 1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("data", ["uniform", "grid"])
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev"])
+def test_radius_on_a_kd_index_equals_brute_force(n_threads, data, metric, rng):
+    # two trees and removed rows; distances at exactly r are included
+    from sklearn_pcct import _forest
+
+    X = rng.random((700, 3)) if data == "uniform" else rng.integers(0, 5, (700, 3)) * 1.0
+    spec = MetricSpec(metric)
+    forest = _forest.build_forest(X[:620], spec, BACKEND)
+    forest = _forest.insert(forest, X[620:], BACKEND)
+    gone = rng.choice(700, 50, replace=False)
+    forest = _forest.remove(forest, gone, BACKEND)
+    assert len(forest.parts) == 2
+    Q = np.concatenate([X[:30], rng.random((40, 3)) * (1 if data == "uniform" else 4)])
+    r = rng.choice([0.0, 0.3, 1.0, 2.0], len(Q))
+    indptr, ind, dist = BACKEND.radius(forest, Q, r, n_threads)
+    D = pairwise_distances(Q, X, spec)
+    live = np.ones(len(X), dtype=bool)
+    live[gone] = False
+    for i in range(len(Q)):
+        want = np.flatnonzero((D[i] <= r[i]) & live)
+        row = ind[indptr[i]:indptr[i + 1]]
+        np.testing.assert_array_equal(np.sort(row), want)
+        np.testing.assert_allclose(dist[indptr[i]:indptr[i + 1]], D[i, row], rtol=1e-12)
+    # the fitted form: one row per live sample, itself included
+    indptr, ind, dist = BACKEND.radius_fitted(forest, 1.0, n_threads)
+    ids = np.flatnonzero(live)
+    assert indptr.shape[0] == ids.shape[0] + 1
+    for j in (0, 17, len(ids) - 1):
+        near = pairwise_distances(X[ids[j:j + 1]], X, spec)[0] <= 1.0
+        want = np.flatnonzero(near & live)
+        np.testing.assert_array_equal(np.sort(ind[indptr[j]:indptr[j + 1]]), want)

@@ -641,6 +641,15 @@ class NumbaBackend:
 
     def radius(self, tree, Q, r, n_threads):
         """Samples within ``r[i]`` of every row ``Q[i]``, in CSR layout."""
+        if isinstance(tree, BoxForest):
+            Q = _readonly(np.ascontiguousarray(Q))
+            r = _readonly(np.ascontiguousarray(r, dtype=np.float64))
+            with _threads(n_threads) as nt:
+                if not tree.parts:
+                    return (np.zeros(Q.shape[0] + 1, dtype=np.int64),
+                            np.zeros(0, dtype=np.int64), np.zeros(0))
+                return _boxes.forest_radius(tree, Q, r, _metric_args(tree.metric),
+                                            lambda m: _chunks(m, nt))
         Q = self._queries(tree, Q)
         if tree.n_nodes == 0:  # every sample removed
             return (np.zeros(Q.shape[0] + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
@@ -664,6 +673,10 @@ class NumbaBackend:
 
         Rows follow the live sample ids in ascending order.
         """
+        if isinstance(tree, BoxForest):
+            live = tree.live_ids()
+            return self.radius(tree, tree.points.data[live], np.full(live.shape[0], float(r)),
+                               n_threads)
         indptr_n, ind_n, dist_n = self.radius(
             tree, tree.points, np.full(tree.n_nodes, float(r)), n_threads
         )

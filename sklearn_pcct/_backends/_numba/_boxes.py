@@ -12,11 +12,13 @@ import numpy as np
 
 from ..._boxtree import BoxTree
 from . import _kernels_kd as kk
+from . import _kernels_kd_radius as kq_radius
 from . import _kernels_kd_reverse as kr
 from ._metrics import metric_tag
 
 __all__ = ["leaf_size", "build", "maximin", "maximin_conditioning", "ordered_knn",
-           "forest_knn", "forest_reverse", "forest_knn_and_reverse", "fitted_orders"]
+           "forest_knn", "forest_reverse", "forest_knn_and_reverse", "fitted_orders",
+           "forest_radius"]
 
 # ``alive`` argument of the k-NN kernel: no position masked out
 _ALL_ALIVE = np.zeros(0, dtype=np.uint8)
@@ -327,3 +329,39 @@ def forest_knn_and_reverse(forest, Q, k, tau, metric_args, chunks_of):
                                    j > 0, _REVERSE_SLAB, tag, dist, ind)
         found.append(_pairs(Q, part, tau_pos, tag, first))
     return (dist, ind) + _concat_pairs(found)
+
+
+def forest_radius(forest, Q, r, metric_args, chunks_of):
+    """``(indptr, ind, dist)``: the live samples within ``r[i]`` of each ``Q[i]`` (ids).
+
+    CSR layout over the queries; within a row, the first tree's samples
+    come first (the order inside a row is unspecified).
+    """
+    tag = metric_tag(metric_args[0])
+    nq = Q.shape[0]
+    chunks = chunks_of(nq)
+    found = []
+    for part in forest.parts:
+        tree = part.tree
+        alive = _mask(part)[0]
+        indptr = kq_radius.radius_count(Q, chunks, r, tree.points, tree.lo, tree.hi, alive, tag)
+        np.cumsum(indptr, out=indptr)
+        ind, dist = kq_radius.radius_fill(Q, chunks, r, indptr, tree.points, part.pos_ids,
+                                          tree.lo, tree.hi, alive, tag)
+        found.append((indptr, ind, dist))
+    if len(found) == 1:
+        return found[0]
+    counts = sum(np.diff(f[0]) for f in found)
+    indptr = np.zeros(nq + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    ind = np.empty(indptr[-1], dtype=np.int64)
+    dist = np.empty(indptr[-1])
+    before = np.zeros(nq, dtype=np.int64)  # entries of the earlier trees in each row
+    for ptr, i, d in found:
+        per_row = np.diff(ptr)
+        rows = np.repeat(np.arange(nq), per_row)
+        dest = indptr[rows] + before[rows] + (np.arange(i.shape[0]) - ptr[rows])
+        ind[dest] = i
+        dist[dest] = d
+        before += per_row
+    return indptr, ind, dist
