@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._dynamic import PointStore
+from ._dynamic import PointStore, read_only_fields
 from ._metric import MetricSpec
 
 __all__ = ["BoxTree", "BoxPart", "BoxForest", "check_box_tree"]
@@ -95,13 +95,7 @@ class BoxPart:
     n_live: int
 
     def __post_init__(self):
-        # shared by versions: never written in place (also after unpickling)
-        for name in ("ids", "pos_ids", "alive"):
-            arr = getattr(self, name)
-            if arr.flags.writeable:
-                arr = arr.view()
-                arr.flags.writeable = False
-                object.__setattr__(self, name, arr)
+        read_only_fields(self, ("ids", "pos_ids", "alive"))
 
     def __setstate__(self, state):
         self.__dict__.update(state)

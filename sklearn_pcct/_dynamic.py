@@ -50,6 +50,7 @@ __all__ = [
     "PointStore",
     "DynamicTree",
     "compact",
+    "read_only_fields",
 ]
 
 SHIFT = 4
@@ -60,6 +61,33 @@ N_INT = 6
 PDIST, RADIUS = range(2)
 N_FLOAT = 2
 NO_LEVEL = -(2**30)  # level of a root without children
+
+
+def read_only_fields(obj, names):
+    """Replace the writeable array fields ``names`` of a frozen dataclass by read-only views.
+
+    Versions share these arrays: they are never written in place, also
+    after unpickling (which gives writeable arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dataclasses import dataclass
+    >>> from sklearn_pcct._dynamic import read_only_fields
+    >>> @dataclass(frozen=True)
+    ... class Box:
+    ...     a: np.ndarray
+    >>> box = Box(np.zeros(2))
+    >>> read_only_fields(box, ("a",))
+    >>> box.a.flags.writeable
+    False
+    """
+    for name in names:
+        arr = getattr(obj, name)
+        if arr.flags.writeable:
+            arr = arr.view()
+            arr.flags.writeable = False
+            object.__setattr__(obj, name, arr)
 
 
 def _n_chunks(n):
@@ -179,12 +207,7 @@ class DynamicTree:
     own_slots: tuple = (0, 0)
 
     def __post_init__(self):
-        for name in ("node_map", "id_map"):
-            arr = getattr(self, name)
-            if arr.flags.writeable:
-                arr = arr.view()
-                arr.flags.writeable = False
-                object.__setattr__(self, name, arr)
+        read_only_fields(self, ("node_map", "id_map"))
 
     def __setstate__(self, state):
         self.__dict__.update(state)

@@ -12,6 +12,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from sklearn_pcct import PCCTNeighbors, PCCTTransformer
 
@@ -196,12 +197,16 @@ def test_round_trip_answers_identically(case, how, data, tmp_path):
     _assert_same_answers(answers(est, Q), expected)
 
 
-def test_joblib_mmap_arrays_are_memory_maps(data, tmp_path):
+@pytest.mark.parametrize("algorithm", ["kd_tree", "cover_tree"])
+def test_joblib_mmap_arrays_are_memory_maps(algorithm, data, tmp_path):
     est, Q = _fit("euclidean", data)
+    est = clone(est).set_params(algorithm=algorithm).fit(data["X"])
     loaded = _joblib_mmap(est, tmp_path)
-    assert isinstance(loaded.tree_.points, np.memmap) or isinstance(
-        loaded.tree_.points.base, np.memmap
-    )
+    state = loaded._pcct_state_
+    # the index's points: the kd-tree's, or the cover tree's
+    points = state.forest.parts[0].tree.points if algorithm == "kd_tree" else loaded.tree_.points
+    assert isinstance(points, np.memmap) or isinstance(points.base, np.memmap)
+    assert not points.flags.writeable
     _assert_tree_read_only(loaded)
 
 

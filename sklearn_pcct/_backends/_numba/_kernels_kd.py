@@ -555,6 +555,25 @@ def _sorted_offer(rd, ri, cnt, k, d, i):
     return cnt
 
 
+@njit(cache=True, inline="always")
+def seed_candidates(rd, ri, out_dist, out_ind, row, k, in_order):
+    """Start a query's candidates from row ``row`` of the outputs; return their count.
+
+    The row is sorted and padded with ``-1``: copied as it is into the
+    ascending array, or offered to the heap (``in_order`` False).
+    """
+    cnt = 0
+    for j in range(k):
+        if out_ind[row, j] >= 0:
+            if in_order:
+                rd[cnt] = out_dist[row, j]
+                ri[cnt] = out_ind[row, j]
+                cnt += 1
+            else:
+                cnt = _result_offer(rd, ri, cnt, k, out_dist[row, j], out_ind[row, j])
+    return cnt
+
+
 @njit(cache=True)
 def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, min_rank,
                    alive, seeded, k, tag, out_dist, out_ind):
@@ -579,15 +598,7 @@ def _ordered_range(qa, qb, Q, qrank, qorder, qrow, pts, perm, lo, hi, rank_pos, 
         cnt = 0
         tau = np.inf
         if seeded:  # continue from the row's current candidates
-            row = qrow[q]
-            for j in range(k):
-                if out_ind[row, j] >= 0:
-                    if in_order:  # the row is sorted: copy it
-                        rd[cnt] = out_dist[row, j]
-                        ri[cnt] = out_ind[row, j]
-                        cnt += 1
-                    else:
-                        cnt = _result_offer(rd, ri, cnt, k, out_dist[row, j], out_ind[row, j])
+            cnt = seed_candidates(rd, ri, out_dist, out_ind, qrow[q], k, in_order)
             if cnt == k:
                 tau = rd[last]
         top = 0

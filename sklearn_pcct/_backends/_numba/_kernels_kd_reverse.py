@@ -20,6 +20,7 @@ from ._kernels_kd import (
     _prunes,
     _range,
     _sorted_offer,
+    seed_candidates,
 )
 from ._kernels_query import _before, _result_offer, _result_store, _result_write
 from ._metrics import finish_distance, metric_code, raw_distance
@@ -169,14 +170,7 @@ def _both_range(qa, qb, Q, qorder, pts, perm, lo, hi, alive, min_rank, tau_pos, 
         cnt = 0
         tau = np.inf
         if seeded:
-            for j in range(k):
-                if out_ind[q, j] >= 0:
-                    if in_order:
-                        rd[cnt] = out_dist[q, j]
-                        ri[cnt] = out_ind[q, j]
-                        cnt += 1
-                    else:
-                        cnt = _result_offer(rd, ri, cnt, k, out_dist[q, j], out_ind[q, j])
+            cnt = seed_candidates(rd, ri, out_dist, out_ind, q, k, in_order)
             if cnt == k:
                 tau = rd[last]
         pairs = 0
