@@ -74,6 +74,29 @@ def test_kd_fit_answers_as_the_cover_tree(kind, metric, p):
     assert kd._pcct_state_.deferred  # k-NN queries never build the cover tree
 
 
+@pytest.mark.parametrize("metric, p", METRICS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_kd_radius_queries_answer_as_the_cover_tree(kind, metric, p):
+    # radii equal to distances that occur (the inclusive boundary), on the
+    # adversarial data: the kd-tree's box bounds must never drop a point
+    X = _data(kind, 300, 3)
+    Q = _data(kind, 20, 3, seed=2)
+    kd, ct = _pair(metric=metric, p=p)
+    kd.fit(X)
+    ct.fit(X)
+    d5 = ct.kneighbors(Q, 5)[0][:, -1]
+    for q, r in ((Q, d5), (None, float(np.median(d5))), (Q, 0.0)):
+        a = kd.radius_neighbors(q, r, sort_results=True)
+        b = ct.radius_neighbors(q, r, sort_results=True)
+        assert len(a[1]) == len(b[1])
+        for x, y in zip(a[0], b[0], strict=True):
+            np.testing.assert_array_equal(x, y)
+        for x, y in zip(a[1], b[1], strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert all(len(i) >= 5 for i in kd.radius_neighbors(Q, d5)[1])  # the 5th is at d5
+    assert kd._pcct_state_.deferred
+
+
 @pytest.mark.parametrize("n_neighbors", [63, 64, 65, 200, 299])
 @pytest.mark.parametrize("kind", ["uniform", "grid", "duplicates"])
 def test_kd_many_neighbours_as_the_cover_tree(kind, n_neighbors):

@@ -263,6 +263,15 @@ def _chunks(n, n_threads):
     return np.linspace(0, n, n_blocks + 1).astype(np.int64)
 
 
+def _box_queries(Q):
+    """Queries of the kd-tree index in float64 (exact for float32 rows).
+
+    The kd-tree holds its points in float64 and its distances are computed
+    in float64 either way: one compiled kernel per metric, not two.
+    """
+    return _readonly(np.ascontiguousarray(Q, dtype=np.float64))
+
+
 class NumbaBackend:
     """Compressed cover tree kernels compiled by Numba for the CPU."""
 
@@ -607,7 +616,7 @@ class NumbaBackend:
         return dist, ind
 
     def _forest_knn(self, forest, Q, k, n_threads, progress=None, qorders=None):
-        Q = _readonly(np.ascontiguousarray(Q))
+        Q = _box_queries(Q)
         with _threads(n_threads) as nt:
             return _boxes.forest_knn(
                 forest, Q, int(k), _metric_args(forest.metric), lambda m: _chunks(m, nt),
@@ -642,7 +651,7 @@ class NumbaBackend:
     def radius(self, tree, Q, r, n_threads):
         """Samples within ``r[i]`` of every row ``Q[i]``, in CSR layout."""
         if isinstance(tree, BoxForest):
-            Q = _readonly(np.ascontiguousarray(Q))
+            Q = _box_queries(Q)
             r = _readonly(np.ascontiguousarray(r, dtype=np.float64))
             with _threads(n_threads) as nt:
                 if not tree.parts:
@@ -813,7 +822,7 @@ class NumbaBackend:
         traversal per query and tree answers both.
         """
         if isinstance(tree, BoxForest):
-            Q = _readonly(np.ascontiguousarray(Q))
+            Q = _box_queries(Q)
             with _threads(n_threads) as nt:
                 return _boxes.forest_knn_and_reverse(
                     tree, Q, int(k), tau, _metric_args(tree.metric), lambda m: _chunks(m, nt)
@@ -826,10 +835,8 @@ class NumbaBackend:
         ``tau`` has one entry per sample id (``-inf`` excludes a sample).
         Returns ``(q, x, dist)`` arrays, one entry per pair.
         """
-        if isinstance(tree, BoxForest):
-            Q = _readonly(np.ascontiguousarray(Q))
-            with _threads(n_threads):
-                return _boxes.forest_reverse(tree, Q, tau, _metric_args(tree.metric))
+        if isinstance(tree, BoxForest):  # the combined search (1-NN: next to nothing)
+            return self.knn_and_reverse(tree, Q, 1, tau, n_threads)[2:]
         Q = self._queries(tree, Q)
         n = tree.n_nodes
         if n == 0 or Q.shape[0] == 0:

@@ -17,7 +17,7 @@ from . import _kernels_kd_reverse as kr
 from ._metrics import metric_tag
 
 __all__ = ["leaf_size", "build", "maximin", "maximin_conditioning", "ordered_knn",
-           "forest_knn", "forest_reverse", "forest_knn_and_reverse", "fitted_orders",
+           "forest_knn", "forest_knn_and_reverse", "fitted_orders",
            "forest_radius"]
 
 # ``alive`` argument of the k-NN kernel: no position masked out
@@ -277,7 +277,7 @@ def _tau_pos(part, tau):
 
 
 def _pairs(Q, part, tau_pos, tag, first_pass):
-    """``(q, x, dist)`` of one tree from the first pass's ``(counts, slab, slab, mk)``."""
+    """``(q, x, dist)`` of one tree from :func:`._kernels_kd_reverse.knn_and_reverse`."""
     tree = part.tree
     counts, slab_ind, slab_dist, mk = first_pass
     indptr, x, d = kr.gather_pairs(Q, tree.points, part.pos_ids, tree.lo, tree.hi, tau_pos,
@@ -292,27 +292,12 @@ def _concat_pairs(found):
     return tuple(np.concatenate(a) for a in zip(*found, strict=True))
 
 
-def forest_reverse(forest, Q, tau, metric_args):
-    """Pairs ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the live samples ``x``.
-
-    ``tau`` has one entry per sample id (``-inf`` excludes one). Returns
-    ``(q, x, dist)``, one entry per pair.
-    """
-    tag = metric_tag(metric_args[0])
-    found = []
-    for part in forest.parts:
-        tree = part.tree
-        tau_pos = _tau_pos(part, tau)
-        first = kr.reverse_pairs(Q, tree.points, part.pos_ids, tree.lo, tree.hi, tau_pos,
-                                 _REVERSE_SLAB, tag)
-        found.append(_pairs(Q, part, tau_pos, tag, first))
-    return _concat_pairs(found)
-
-
 def forest_knn_and_reverse(forest, Q, k, tau, metric_args, chunks_of):
-    """:func:`forest_knn` of ``Q`` and :func:`forest_reverse`, one traversal per tree.
+    """:func:`forest_knn` of ``Q`` and its reverse pairs, one traversal per tree.
 
-    Returns ``(dist, ind, q, x, pair_dist)``.
+    The pairs are ``(i, x)`` with ``d(Q[i], x) < tau[x]`` over the live
+    samples ``x`` (``tau`` has one entry per sample id, ``-inf`` excludes
+    one). Returns ``(dist, ind, q, x, pair_dist)``, one pair per entry.
     """
     tag = metric_tag(metric_args[0])
     nq = Q.shape[0]

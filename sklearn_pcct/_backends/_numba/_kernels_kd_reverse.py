@@ -3,10 +3,11 @@
 A new point ``y`` enters the neighbour list of a held point ``x`` exactly
 when ``d(x, y) < tau(x)``, the last distance held for ``x`` (new points
 have larger ids, so they lose ties; see :mod:`sklearn_pcct._graph`).
-:func:`reverse_pairs` finds these pairs over a kd-tree of
+:func:`knn_and_reverse` finds these pairs over a kd-tree of
 :mod:`._kernels_kd`, skipping every subtree whose box is not closer than
-the largest ``tau`` in it; :func:`knn_and_reverse` also finds the new
-point's own nearest neighbours in the same traversal.
+the largest ``tau`` in it, and the new point's own nearest neighbours in
+the same traversal (a new point's neighbours and the rows it enters lie in
+the same region).
 """
 
 import numpy as np
@@ -25,7 +26,7 @@ from ._kernels_kd import (
 from ._kernels_query import _before, _result_offer, _result_store, _result_write
 from ._metrics import finish_distance, metric_code, raw_distance
 
-__all__ = ["reverse_pairs", "gather_pairs", "knn_and_reverse"]
+__all__ = ["gather_pairs", "knn_and_reverse"]
 
 
 @njit(cache=True)
@@ -87,38 +88,8 @@ def _reverse_one(Q, q, pts, perm, lo, hi, tau_pos, mk, code, stack, buf, out_ind
 
 
 @njit(cache=True, parallel=True)
-def reverse_pairs(Q, pts, perm, lo, hi, tau_pos, slab_per_query, tag):
-    """Positions ``u`` with ``d(Q[i], u) < tau_pos[u]``, for every query ``i``.
-
-    ``tau_pos`` is by position (``-inf`` excludes one). Subtrees whose box
-    is not closer than their largest ``tau`` are skipped. One search per
-    query into a slab of ``slab_per_query`` entries. Returns ``(counts,
-    slab_ind, slab_dist, mk)`` for :func:`gather_pairs`.
-    """
-    code = metric_code(tag)
-    n = pts.shape[0]
-    n_nodes = lo.shape[0]
-    n_q = Q.shape[0]
-    depth = _depth_of(n_nodes)
-    mk = _subtree_max(tau_pos, n_nodes)
-    room = max(1, slab_per_query)
-    slab_ind = np.empty(n_q * room, dtype=np.int64)
-    slab_dist = np.empty(n_q * room, dtype=np.float64)
-    counts = np.zeros(n_q, dtype=np.int64)
-    n_blocks = max(1, min(n_q, 256))
-    leaf_cap = ((n + (1 << depth) - 1) >> depth) + 1
-    for blk in prange(n_blocks):
-        stack = np.empty(depth + 2, dtype=np.int64)
-        buf = np.empty(leaf_cap, dtype=np.float64)
-        for q in range(blk * n_q // n_blocks, (blk + 1) * n_q // n_blocks):
-            counts[q] = _reverse_one(Q, q, pts, perm, lo, hi, tau_pos, mk, code, stack, buf,
-                                     slab_ind, slab_dist, q * room, room)
-    return counts, slab_ind, slab_dist, mk
-
-
-@njit(cache=True, parallel=True)
 def gather_pairs(Q, pts, perm, lo, hi, tau_pos, mk, tag, counts, slab_ind, slab_dist):
-    """``(indptr, ind, dist)``: the pairs of :func:`reverse_pairs` in CSR layout.
+    """``(indptr, ind, dist)``: the pairs of :func:`knn_and_reverse` in CSR layout.
 
     ``ind`` holds ``perm[u]`` (in tree order within a query). A query with
     more pairs than its slab holds is searched again, straight into the
@@ -231,12 +202,14 @@ def knn_and_reverse(Q, qorder, chunks, pts, perm, lo, hi, alive, min_rank, tau_p
                     slab_per_query, tag, out_dist, out_ind):
     """The ``k`` nearest live positions of each query and its reverse pairs, in one search.
 
-    What :func:`._kernels_kd.ordered_knn` (no rank restriction, query ``i``
-    in row ``i``; ``alive``, ``min_rank`` and ``seeded`` as there) and
-    :func:`reverse_pairs` (``tau_pos``: ``-inf`` at removed positions) give
-    together, with one traversal per query: a new point's own neighbours
-    and the rows it enters lie in the same region. Fills ``out_dist`` /
-    ``out_ind``; returns what :func:`reverse_pairs` returns.
+    The k-NN part is :func:`._kernels_kd.ordered_knn` without a rank
+    restriction (query ``i`` in row ``i``; ``alive``, ``min_rank`` and
+    ``seeded`` as there) and fills ``out_dist`` / ``out_ind``; the reverse
+    part finds the positions ``u`` with ``d(Q[i], u) < tau_pos[u]``
+    (``tau_pos``: ``-inf`` at removed positions), one traversal per query
+    for both. The pairs go to a slab of ``slab_per_query`` entries per
+    query; returns ``(counts, slab_ind, slab_dist, mk)`` for
+    :func:`gather_pairs`.
     """
     code = metric_code(tag)
     n_q = Q.shape[0]
