@@ -96,13 +96,14 @@ def _matching_versions(result, versions):
     ]
 
 
-@pytest.mark.parametrize("n_jobs", [None, 2])
-def test_readers_see_whole_versions(n_jobs):
+# "auto": the kd-tree index takes the updates (3 features); "cover_tree": the cover tree
+@pytest.mark.parametrize("n_jobs, algorithm", [(None, "auto"), (2, "auto"), (2, "cover_tree")])
+def test_readers_see_whole_versions(n_jobs, algorithm):
     rng = np.random.default_rng(99)
     X0 = rng.random((3000, 3))
     Q = rng.random((40, 3))
     updates, versions = _plan(rng, X0, Q, n_updates=30)
-    est = PCCTNeighbors(n_neighbors=K, n_jobs=n_jobs).fit(X0)
+    est = PCCTNeighbors(n_neighbors=K, n_jobs=n_jobs, algorithm=algorithm).fit(X0)
     assert _matching_versions(est.kneighbors(Q), versions) == [0]
 
     done = threading.Event()
@@ -156,11 +157,12 @@ def test_readers_see_whole_versions(n_jobs):
     check_tree_invariants(est.tree_)
 
 
-def test_transformer_graph_readers_see_whole_versions():
+@pytest.mark.parametrize("algorithm", ["auto", "cover_tree"])
+def test_transformer_graph_readers_see_whole_versions(algorithm):
     rng = np.random.default_rng(5)
     X0 = rng.random((400, 2))
     n_neighbors = 3
-    est = PCCTTransformer(n_neighbors=n_neighbors).fit(X0)
+    est = PCCTTransformer(n_neighbors=n_neighbors, algorithm=algorithm).fit(X0)
     _ = est.graph_  # incremental updates from here on
 
     points = X0.copy()
