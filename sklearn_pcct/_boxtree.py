@@ -110,6 +110,12 @@ class BoxPart:
         """Ascending ids of the live rows."""
         return self.ids[self.alive.view(bool)]
 
+    def rows_of(self, ids):
+        """``(held, rows)``: which of ``ids`` this tree holds, and their rows."""
+        row = np.minimum(np.searchsorted(self.ids, ids), self.n_rows - 1)
+        held = self.ids[row] == ids
+        return held, row[held]
+
     def nbytes(self):
         """Bytes of the tree and its id arrays."""
         t = self.tree
@@ -174,11 +180,8 @@ class BoxForest:
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros(ids.shape, dtype=bool)
         for part in self.parts:
-            row = np.searchsorted(part.ids, ids)
-            inside = row < part.n_rows
-            hit = np.zeros(ids.shape, dtype=bool)
-            hit[inside] = part.ids[row[inside]] == ids[inside]
-            out[hit] = part.alive[row[hit]] == 1
+            held, rows = part.rows_of(ids)
+            out[held] = part.alive[rows] == 1
         return out
 
     def nbytes_own(self):

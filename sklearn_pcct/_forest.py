@@ -38,11 +38,8 @@ DEAD_FRACTION = 1 / 4
 def _part(X_rows, ids, metric, backend):
     """A :class:`BoxPart` of live rows ``X_rows`` with ascending ``ids``."""
     tree = backend.build_box(X_rows, metric)
-    pos_ids = ids[tree.perm]
     alive = np.ones(ids.shape[0], dtype=np.uint8)
-    for a in (ids, pos_ids, alive):
-        a.flags.writeable = False
-    return BoxPart(tree, ids, pos_ids, alive, ids.shape[0])
+    return BoxPart(tree, ids, ids[tree.perm], alive, ids.shape[0])
 
 
 def _parts_of(points, ids, metric, backend):
@@ -159,14 +156,12 @@ def remove(forest, ids, backend):
     parts = []
     own = 0
     for part in forest.parts:
-        row = np.minimum(np.searchsorted(part.ids, ids), part.n_rows - 1)
-        row = row[part.ids[row] == ids]  # the ids this tree holds, each once
+        row = part.rows_of(ids)[1]  # the ids this tree holds, each once
         if row.size == 0:
             parts.append(part)
             continue
         alive = part.alive.copy()
         alive[row] = 0
-        alive.flags.writeable = False
         own += alive.nbytes
         parts.append(BoxPart(part.tree, part.ids, part.pos_ids, alive, part.n_live - row.size))
     n_rows = sum(part.n_rows for part in parts)

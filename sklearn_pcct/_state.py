@@ -100,6 +100,28 @@ class FittedState:
         """
         return _core.knn_fitted(self.query_index, k, backend, n_threads, progress)
 
+    def after_insert(self, X, backend, n_threads=1, progress=None):
+        """The state of the version with the rows of ``X`` added (this one unchanged).
+
+        The index that holds this version takes the update: the kd-tree
+        index, else the cover tree (batch insertion). ``progress`` is
+        called with the number of rows inserted so far.
+        """
+        if self.forest is not None:
+            forest = _forest.insert(self.forest, X, backend)
+            if progress is not None:
+                progress(X.shape[0])
+            return FittedState(None, self.backend, forest=forest, n_threads=n_threads)
+        dynamic = _core.insert(self._dynamic, X, backend, n_threads, progress)
+        return FittedState(dynamic, self.backend)
+
+    def after_remove(self, ids, backend, n_threads=1):
+        """The state of the version without the live samples ``ids`` (this one unchanged)."""
+        if self.forest is not None:
+            forest = _forest.remove(self.forest, ids, backend)
+            return FittedState(None, self.backend, forest=forest, n_threads=n_threads)
+        return FittedState(_core.remove(self._dynamic, ids, backend, n_threads), self.backend)
+
     @property
     def _index(self):
         return self.forest if self.forest is not None else self._dynamic

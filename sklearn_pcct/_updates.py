@@ -19,12 +19,11 @@ any version queryable for as long as it is referenced.
 import numpy as np
 from sklearn.utils import check_array
 
-from . import _core, _forest
 from ._backends import resolve_backend
 from ._base import KNeighborsMixin, RadiusNeighborsMixin, _progress
 from ._compat import check_is_fitted, validate_data
 from ._metric import embed
-from ._state import UPDATE_LOCK, FittedState
+from ._state import UPDATE_LOCK
 
 __all__ = ["UpdatesMixin", "PCCTSnapshot"]
 
@@ -102,16 +101,7 @@ class UpdatesMixin:
             X = embed(X, state.metric)
             backend = resolve_backend(self.backend_)
             with _progress(self, X.shape[0], "partial_fit") as report:
-                if state.forest is not None:
-                    new_state = FittedState(
-                        None, state.backend, forest=_forest.insert(state.forest, X, backend),
-                        n_threads=self._n_threads(),
-                    )
-                    if report:
-                        report(X.shape[0])
-                else:
-                    dynamic = _core.insert(state.dynamic, X, backend, self._n_threads(), report)
-                    new_state = FittedState(dynamic, state.backend)
+                new_state = state.after_insert(X, backend, self._n_threads(), report or None)
             self._after_update(state, new_state, inserted=X, removed=None)
             self._pcct_state_ = new_state
         return self
@@ -150,14 +140,7 @@ class UpdatesMixin:
             if ids.size == 0:
                 return self
             backend = resolve_backend(self.backend_)
-            if state.forest is not None:
-                new_state = FittedState(
-                    None, state.backend, forest=_forest.remove(state.forest, ids, backend),
-                    n_threads=self._n_threads(),
-                )
-            else:
-                dynamic = _core.remove(state.dynamic, ids, backend, self._n_threads())
-                new_state = FittedState(dynamic, state.backend)
+            new_state = state.after_remove(ids, backend, self._n_threads())
             self._after_update(state, new_state, inserted=None, removed=ids)
             self._pcct_state_ = new_state
         return self

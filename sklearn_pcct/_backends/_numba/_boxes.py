@@ -205,14 +205,21 @@ def _read_only(a):
 
 # -- the updatable index (BoxForest) -------------------------------------------
 
-def _mask(part):
-    """``(alive by position or empty, min_rank)`` of a part for the k-NN kernel."""
-    tree = part.tree
+def _alive_positions(part):
+    """``alive`` of a part by position for the kernels (empty: every row live)."""
     if part.n_live == part.n_rows:
-        return _ALL_ALIVE, np.zeros(tree.n_nodes, dtype=np.int64)
-    alive = part.alive[tree.perm]
-    dead = (1 - alive).astype(np.int64)  # rank 1: never before a query's rank 1
-    return _read_only(alive), kk.subtree_min_rank(dead, tree.n_nodes)
+        return _ALL_ALIVE
+    return _read_only(part.alive[part.tree.perm])
+
+
+def _live_min_rank(part, alive):
+    """``min_rank`` of the k-NN kernel for ``alive``: 0 where a subtree has a live position.
+
+    Removed positions rank 1, never before a query's rank 1.
+    """
+    if alive.shape[0] == 0:
+        return _read_only(np.zeros(part.tree.n_nodes, dtype=np.int64))
+    return _read_only(kk.subtree_min_rank((1 - alive).astype(np.int64), part.tree.n_nodes))
 
 
 def forest_knn(forest, Q, k, metric_args, chunks_of, pieces=None, progress=None,
@@ -234,14 +241,15 @@ def forest_knn(forest, Q, k, metric_args, chunks_of, pieces=None, progress=None,
     qrow = _read_only(np.arange(nq, dtype=np.int64))
     for j, part in enumerate(forest.parts):
         tree = part.tree
-        alive, min_rank = _mask(part)
+        alive = _alive_positions(part)
+        min_rank = _live_min_rank(part, alive)
         rank_pos = _read_only(np.zeros(tree.n_samples, dtype=np.int64))
         qorder = qrow if qorders is None else _read_only(qorders[j])
         last = j == len(forest.parts) - 1
         for a, b in pieces if progress is not None and last else [(0, nq)]:
             kk.ordered_knn(Q, qrank, qorder, qrow, a + chunks_of(b - a), tree.points,
-                           part.pos_ids, tree.lo, tree.hi, rank_pos, _read_only(min_rank),
-                           alive, j > 0, tag, dist, ind)
+                           part.pos_ids, tree.lo, tree.hi, rank_pos, min_rank, alive, j > 0,
+                           tag, dist, ind)
             if progress is not None and last:
                 progress(b)
     return dist, ind
@@ -255,8 +263,8 @@ def fitted_orders(forest, live):
     """
     orders = []
     for part in forest.parts:
-        mine = part.pos_ids if part.n_live == part.n_rows else (
-            part.pos_ids[part.alive[part.tree.perm].view(bool)])
+        alive = _alive_positions(part)
+        mine = part.pos_ids[alive.view(bool)] if alive.shape[0] else part.pos_ids
         first = np.searchsorted(live, mine)
         rest = np.ones(live.shape[0], dtype=bool)
         rest[first] = False
@@ -268,11 +276,11 @@ def fitted_orders(forest, live):
 _REVERSE_SLAB = 64
 
 
-def _tau_pos(part, tau):
-    """``tau`` of each position of ``part`` (``-inf`` where removed)."""
+def _tau_pos(part, tau, alive):
+    """``tau`` of each position of ``part`` (``-inf`` where ``alive`` is 0)."""
     tau_pos = tau[part.pos_ids]
-    if part.n_live < part.n_rows:
-        tau_pos[part.alive[part.tree.perm] == 0] = -np.inf
+    if alive.shape[0]:
+        tau_pos[alive == 0] = -np.inf
     return _read_only(tau_pos)
 
 
@@ -307,11 +315,11 @@ def forest_knn_and_reverse(forest, Q, k, tau, metric_args, chunks_of):
     found = []
     for j, part in enumerate(forest.parts):
         tree = part.tree
-        alive, min_rank = _mask(part)
-        tau_pos = _tau_pos(part, tau)
+        alive = _alive_positions(part)
+        tau_pos = _tau_pos(part, tau, alive)
         first = kr.knn_and_reverse(Q, qorder, chunks_of(nq), tree.points, part.pos_ids,
-                                   tree.lo, tree.hi, alive, _read_only(min_rank), tau_pos,
-                                   j > 0, _REVERSE_SLAB, tag, dist, ind)
+                                   tree.lo, tree.hi, alive, _live_min_rank(part, alive),
+                                   tau_pos, j > 0, _REVERSE_SLAB, tag, dist, ind)
         found.append(_pairs(Q, part, tau_pos, tag, first))
     return (dist, ind) + _concat_pairs(found)
 
@@ -328,7 +336,7 @@ def forest_radius(forest, Q, r, metric_args, chunks_of):
     found = []
     for part in forest.parts:
         tree = part.tree
-        alive = _mask(part)[0]
+        alive = _alive_positions(part)
         indptr = kq_radius.radius_count(Q, chunks, r, tree.points, tree.lo, tree.hi, alive, tag)
         np.cumsum(indptr, out=indptr)
         ind, dist = kq_radius.radius_fill(Q, chunks, r, indptr, tree.points, part.pos_ids,
