@@ -47,6 +47,15 @@ class BoxTree:
     leaf_of: np.ndarray
     metric: MetricSpec
 
+    def __post_init__(self):
+        # read-only also after unpickling: versions share the tree, and the
+        # kernels are compiled for read-only arrays only
+        read_only_fields(self, ("perm", "points", "lo", "hi", "leaf_of"))
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__post_init__()
+
     @property
     def n_samples(self):
         """Number of points."""

@@ -773,10 +773,10 @@ class NumbaBackend:
                 )
         if tree.n_nodes == 0 or Q.shape[0] == 0:
             return (np.full((Q.shape[0], k), np.inf), np.full((Q.shape[0], k), -1, np.int64))
-        min_rank = kv.subtree_min_rank(
+        min_rank = _readonly(kv.subtree_min_rank(
             rank, tree.node_sample, tree.dup_ptr, tree.dup_idx, tree.child_start,
             tree.child_stop,
-        )
+        ))
         dist, ind = self._knn(tree, Q, k, n_threads, qrank, rank, min_rank, progress)
         if out_rows is None:
             return dist, ind

@@ -48,10 +48,7 @@ def leaf_size(n_features):
 def build(X, metric):
     """The :class:`BoxTree` of the rows of ``X``."""
     perm, pts, lo, hi, leaf_of = kk.build(X, leaf_size(X.shape[1]))
-    arrays = [perm, pts, lo, hi, leaf_of]
-    for a in arrays:
-        a.flags.writeable = False
-    return BoxTree(*arrays, metric=metric)
+    return BoxTree(perm, pts, lo, hi, leaf_of, metric=metric)
 
 
 def maximin(tree, first, metric_args, pieces=None, progress=None):
