@@ -19,7 +19,7 @@ def grow(a, size):
     return out
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def heap_push(h_key, h_node, h_dist, size, key, node, dist):
     """Push onto a heap of ``size`` entries (room assumed)."""
     j = size
@@ -37,7 +37,7 @@ def heap_push(h_key, h_node, h_dist, size, key, node, dist):
     h_dist[j] = dist
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def heap_pop(h_key, h_node, h_dist, size):
     """Remove the minimum of a heap of ``size`` entries (read it first)."""
     # one exit only: an early return in an inlined function can make Numba

@@ -124,7 +124,7 @@ def _depth(n, leaf_size):
     return depth
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _level(v):
     """Level of node ``v`` (the root's is 0)."""
     t = 0
@@ -133,13 +133,13 @@ def _level(v):
     return t
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _depth_of(n_nodes):
     """Level of the leaves of a tree of ``n_nodes`` nodes."""
     return _level(n_nodes - 1)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _range(v, n, level):
     """Positions ``[a, b)`` of node ``v``, which is at ``level``."""
     j = v - ((1 << level) - 1)
@@ -209,7 +209,7 @@ def build(P, leaf_size):
     return perm, pts, lo, hi, leaf_of
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _gap(Q, i, lo, hi, v, t):
     """How far coordinate ``t`` of ``Q[i]`` lies outside box ``v`` (0 inside).
 
@@ -223,7 +223,7 @@ def _gap(Q, i, lo, hi, v, t):
     return g if g > 0.0 else 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _box_lower(Q, i, lo, hi, v, code):
     """A lower bound on the distance of ``Q[i]`` to every point of box ``v``."""
     m = Q.shape[1]
@@ -258,13 +258,13 @@ def _box_lower(Q, i, lo, hi, v, code):
     return r
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _prunes(bound, threshold):
     """The box bound proves every point at least ``threshold`` away."""
     return bound - PRUNE_SLACK * bound >= threshold
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _beyond(bound, tau):
     """The box bound proves every point farther than the k-th distance ``tau``.
 
@@ -275,7 +275,7 @@ def _beyond(bound, tau):
 
 # -- maximin ordering ---------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _wins(key, perm, a, b):
     """Position ``a`` is selected before position ``b`` (``b`` may be -1)."""
     if b < 0:
@@ -283,7 +283,7 @@ def _wins(key, perm, a, b):
     return key[a] > key[b] or (key[a] == key[b] and perm[a] < perm[b])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _refresh(v, best, key, perm, n, depth, first_leaf):
     """Recompute ``best[v]`` from its leaf points or its children."""
     if v >= first_leaf:
@@ -336,7 +336,7 @@ def maximin_start(pts, perm, n_nodes, first, code, p, w, user):
     return order, ell, key, best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _lower_keys(v, b, key, pts, n, depth, code, buf):
     """Lower the keys of leaf ``v``'s unselected positions to their distance to ``b``."""
     a, e = _range(v, n, depth)
@@ -372,7 +372,7 @@ def no_ranked_leaves(m):
             np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _rank_append(t, b, perm, pts, n, depth, first_leaf, leaf, r_perm, r_pts, rank_pos, fill,
                  min_rank):
     """Append position ``b`` (rank ``t``) to its leaf's ranked positions."""
@@ -537,7 +537,7 @@ def subtree_min_rank(rank_pos, n_nodes):
     return out
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _sorted_offer(rd, ri, cnt, k, d, i):
     """Offer ``(d, i)`` to the ascending array ``rd, ri``; return the new size.
 
@@ -555,7 +555,7 @@ def _sorted_offer(rd, ri, cnt, k, d, i):
     return cnt
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def seed_candidates(rd, ri, out_dist, out_ind, row, k, in_order):
     """Start a query's candidates from row ``row`` of the outputs; return their count.
 

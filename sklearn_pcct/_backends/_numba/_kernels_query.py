@@ -31,12 +31,12 @@ __all__ = ["knn", "radius_count", "radius_fill"]
 PRUNE_SLACK = 2.0**-40
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _before(d1, i1, d2, i2):
     return d1 < d2 or (d1 == d2 and i1 < i2)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _result_offer(rd, ri, cnt, k, d, i):
     """Offer ``(d, i)`` to the bounded max-heap ``rd, ri``; return the new size."""
     # one exit only (see _heaps.heap_pop)
@@ -101,14 +101,14 @@ def _result_sort(rd, ri, cnt):
         ri[j] = i
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _result_store(rd, ri, cnt, k, out_dist, out_ind, row):
     """Sort the result heap into row ``row`` of the outputs, padded with ``inf`` / ``-1``."""
     _result_sort(rd, ri, cnt)
     _result_write(rd, ri, cnt, k, out_dist, out_ind, row)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _result_write(rd, ri, cnt, k, out_dist, out_ind, row):
     """Copy ``cnt`` sorted results into row ``row``, padded with ``inf`` / ``-1``."""
     for t in range(cnt):
@@ -119,7 +119,7 @@ def _result_write(rd, ri, cnt, k, out_dist, out_ind, row):
         out_ind[row, t] = -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _offer_node(rd, ri, cnt, k, d, v, node_sample, dup_ptr, dup_idx, rank, rq):
     """Offer node ``v``'s samples at distance ``d``; only ranks ``< rq`` if ranked."""
     ranked = rank.shape[0] > 0
@@ -253,7 +253,7 @@ def knn(
     return out_dist, out_ind, evals.sum()
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _emit(u, du, node_sample, dup_ptr, dup_idx, out_ind, out_dist, pos, fill):
     """Write (or only count) node ``u`` and its duplicates at distance ``du``."""
     if not fill:

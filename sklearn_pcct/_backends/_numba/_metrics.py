@@ -13,6 +13,14 @@ All distances are accumulated in float64 in the *difference form*
 (``sum (a_k - b_k)^2`` and so on), never with the ``|a|^2 + |b|^2 - 2 a.b``
 identity, and without ``fastmath``: build-time and query-time distances of
 the same pair are bit-identical, which the pruning rules rely on.
+
+The small helpers here (and those of the query and kd-tree kernels) are
+compiled with ``forceinline=True``: compiled once per signature and inlined
+by LLVM, not copied into every call site by Numba's IR inliner
+(``inline="always"``), whose copies of the IR made the cold compile of a
+cover-tree k-NN search 40 s instead of 14 s at the same speed. The update
+kernels keep Numba's inliner: there LLVM's forced inlining of their many
+small accessors took minutes to compile.
 """
 
 import math
@@ -66,7 +74,7 @@ _TINY = 2.0**-960
 _HUGE = 2.0**960
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def one_minus_correlation(kind, r):
     """``1 - rho(r)`` without cancellation, for the scaled distance ``r``.
 
@@ -121,7 +129,7 @@ def _call_user_impl(user, a, b):
     return lambda user, a, b: np.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _dot(A, i, B, j, a, b):
     """``A[i, a:b] . B[j, a:b]`` in float64, in four interleaved partial sums.
 
@@ -146,7 +154,7 @@ def _dot(A, i, B, j, a, b):
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def raw_distance(A, i, B, j, code):
     """Euclidean, manhattan or chebyshev distance before its last step.
 
@@ -201,7 +209,7 @@ def raw_distance(A, i, B, j, code):
     return s
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def finish_distance(A, i, B, j, code, s):
     """The distance of rows ``A[i]`` and ``B[j]`` from their :func:`raw_distance` ``s``.
 
@@ -217,13 +225,13 @@ def finish_distance(A, i, B, j, code, s):
     return d
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _distance_fast(A, i, B, j, code, p, w, user):
     """Euclidean, manhattan and chebyshev: the small body (see :func:`distance`)."""
     return finish_distance(A, i, B, j, code, raw_distance(A, i, B, j, code))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def _euclidean_rescaled(A, i, B, j):
     """The euclidean distance where the plain sum of squares over- or underflowed."""
     m = A.shape[1]
@@ -386,7 +394,7 @@ def _metric_code_impl(code):
 EUCLIDEAN_TAG = metric_tag(EUCLIDEAN)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, forceinline=True)
 def distance(A, i, B, j, code, p, w, user):
     """Distance between the rows ``A[i]`` and ``B[j]`` (2-D arrays, same width).
 
@@ -399,8 +407,8 @@ def distance(A, i, B, j, code, p, w, user):
     Two bodies, chosen when a kernel is compiled by the *type* of ``user``:
     with ``user=None`` only euclidean, manhattan and chebyshev (the kernels'
     fast path); with a compiled function (e.g. :data:`no_user_metric`) every
-    metric. The body is inlined into the kernels' innermost loops, so the fast one is kept
-    small and free of calls, divisions by variables and other operations
+    metric. The body is inlined into the kernels' innermost loops, so the fast
+    one is kept small and free of calls, divisions by variables and other operations
     that may raise: otherwise Numba keeps a reference-count increment and
     decrement of ``A``, ``B`` and ``w`` on every evaluation (its pruning pass
     gives up on large or raising regions), which costs more than an 8-D
