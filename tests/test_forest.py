@@ -178,7 +178,13 @@ def test_versions_answer_as_before_after_later_updates():
         snaps.append((nn.snapshot(), nn.kneighbors(Q)))
     for snap, answer in snaps:
         _same(snap.kneighbors(Q), answer)
-        _same(pickle.loads(pickle.dumps(snap)).kneighbors(Q), answer)
+        loaded = pickle.loads(pickle.dumps(snap))
+        _same(loaded.kneighbors(Q), answer)
+        # shared by versions, and the kernels are compiled for read-only arrays
+        for part in loaded._pcct_state_.forest.parts:
+            for a in (part.tree.perm, part.tree.points, part.tree.lo, part.tree.hi,
+                      part.tree.leaf_of, part.ids, part.pos_ids, part.alive):
+                assert not a.flags.writeable
 
 
 def test_radius_queries_and_tree_after_updates_use_the_live_samples():
