@@ -27,6 +27,7 @@ from . import _kernels_query as kq
 from . import _kernels_update as ku
 from . import _kernels_vecchia as kv
 from . import _metrics as km
+from ._boxes import _read_only
 
 __all__ = ["NumbaBackend"]
 
@@ -91,7 +92,7 @@ def _compile_python_metric(obj):
 
 def _metric_args(spec):
     code = _CODES[spec.name]
-    w = _EMPTY_W if spec.w is None else _readonly(np.ascontiguousarray(spec.w, np.float64))
+    w = _EMPTY_W if spec.w is None else _read_only(np.ascontiguousarray(spec.w, np.float64))
     if code == km.CORRELATION and w[0] < 0:  # a kernel with no fast path
         return km.USER, float(spec.p), w, _compile_python_metric(spec.func)
     if code == km.USER:
@@ -103,13 +104,6 @@ def _metric_args(spec):
         # (_metrics.metric_code)
         return km.EUCLIDEAN_TAG if code == km.EUCLIDEAN else code, float(spec.p), w, None
     return code, float(spec.p), w, km.no_user_metric
-
-
-def _readonly(a):
-    if a.flags.writeable:
-        a = a.view()
-        a.flags.writeable = False
-    return a
 
 
 @functools.lru_cache(maxsize=1)
@@ -269,7 +263,7 @@ def _box_queries(Q):
     The kd-tree holds its points in float64 and its distances are computed
     in float64 either way: one compiled kernel per metric, not two.
     """
-    return _readonly(np.ascontiguousarray(Q, dtype=np.float64))
+    return _read_only(np.ascontiguousarray(Q, dtype=np.float64))
 
 
 class NumbaBackend:
@@ -311,7 +305,7 @@ class NumbaBackend:
         Only for metrics with :meth:`supports_box`; :meth:`maximin`,
         :meth:`ordered_knn` and :meth:`knn` accept it in place of a cover tree.
         """
-        return _boxes.build(_readonly(np.ascontiguousarray(X)), metric)
+        return _boxes.build(_read_only(np.ascontiguousarray(X)), metric)
 
     def insert(self, tree, X, n_threads, progress=None):
         """A new version of ``tree`` with the rows of ``X`` inserted.
@@ -345,7 +339,7 @@ class NumbaBackend:
         _mark_unplaced(id_pool, dm, dtop, dbase, first, first + m)
         order = ids[np.random.default_rng(first).permutation(m)]
         n_nodes, root = self._insert_rounds(
-            _readonly(store.data), order, tree, cm, dm, top, dtop, base, dbase,
+            _read_only(store.data), order, tree, cm, dm, top, dtop, base, dbase,
             cap_nodes, n_threads, progress,
         )
         node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
@@ -457,7 +451,7 @@ class NumbaBackend:
             ids, ints, floats, cm, top, base, id_pool.ints, dm, dtop, dbase, tree.root
         )
         if orph.size:
-            self._reattach(_readonly(tree.points.data), orph, ints, floats, cm, top, base,
+            self._reattach(_read_only(tree.points.data), orph, ints, floats, cm, top, base,
                            root, tree.n_nodes, root != tree.root,
                            _metric_args(tree.metric), n_threads)
         node_pool.top, id_pool.top = int(top[0]), int(dtop[0])
@@ -560,7 +554,7 @@ class NumbaBackend:
         np.cumsum(np.bincount(node_of_sample, minlength=n) - 1, out=dup_ptr[1:])
         # the point of the representative (with a weight of zero, samples at
         # distance zero need not be equal)
-        points = _readonly(np.ascontiguousarray(tree.points.data[node_sample]))
+        points = _read_only(np.ascontiguousarray(tree.points.data[node_sample]))
         return TreeVersion(
             points=points, node_sample=node_sample, level=level, parent=parent,
             parent_dist=parent_dist, radius=radius, child_start=child_start,
@@ -578,7 +572,7 @@ class NumbaBackend:
 
     def _queries(self, tree, Q):
         dtype = np.float64 if tree.metric.name in ("callable", "correlation") else None
-        return _readonly(np.ascontiguousarray(Q, dtype=dtype))
+        return _read_only(np.ascontiguousarray(Q, dtype=dtype))
 
     def knn(self, tree, Q, k, n_threads, progress=None):
         """Exact k nearest samples of every row of ``Q``.
@@ -652,7 +646,7 @@ class NumbaBackend:
         """Samples within ``r[i]`` of every row ``Q[i]``, in CSR layout."""
         if isinstance(tree, BoxForest):
             Q = _box_queries(Q)
-            r = _readonly(np.ascontiguousarray(r, dtype=np.float64))
+            r = _read_only(np.ascontiguousarray(r, dtype=np.float64))
             with _threads(n_threads) as nt:
                 if not tree.parts:
                     return (np.zeros(Q.shape[0] + 1, dtype=np.int64),
@@ -663,7 +657,7 @@ class NumbaBackend:
         if tree.n_nodes == 0:  # every sample removed
             return (np.zeros(Q.shape[0] + 1, dtype=np.int64), np.zeros(0, dtype=np.int64),
                     np.zeros(0))
-        r = _readonly(np.ascontiguousarray(r, dtype=np.float64))
+        r = _read_only(np.ascontiguousarray(r, dtype=np.float64))
         code, p, w, user = _metric_args(tree.metric)
         args = self._tree_args(tree) + (
             tree.dup_ptr, tree.dup_idx, _leaf_size(tree.n_features)
@@ -760,10 +754,10 @@ class NumbaBackend:
         ``rank=None`` (and ``qrank=None``) is the plain k-NN search.
         """
         if rank is not None:
-            rank = _readonly(np.ascontiguousarray(rank, dtype=np.int64))
-            qrank = _readonly(np.ascontiguousarray(qrank, dtype=np.int64))
+            rank = _read_only(np.ascontiguousarray(rank, dtype=np.int64))
+            qrank = _read_only(np.ascontiguousarray(qrank, dtype=np.int64))
         if out_rows is not None:
-            out_rows = _readonly(np.ascontiguousarray(out_rows, dtype=np.int64))
+            out_rows = _read_only(np.ascontiguousarray(out_rows, dtype=np.int64))
         if isinstance(tree, BoxTree):
             Q = self._queries(tree, Q)
             with _threads(n_threads) as nt:
@@ -773,7 +767,7 @@ class NumbaBackend:
                 )
         if tree.n_nodes == 0 or Q.shape[0] == 0:
             return (np.full((Q.shape[0], k), np.inf), np.full((Q.shape[0], k), -1, np.int64))
-        min_rank = _readonly(kv.subtree_min_rank(
+        min_rank = _read_only(kv.subtree_min_rank(
             rank, tree.node_sample, tree.dup_ptr, tree.dup_idx, tree.child_start,
             tree.child_stop,
         ))
@@ -793,7 +787,7 @@ class NumbaBackend:
         ``X[order[r]]`` (sample indices), sorted by ``(distance, index)`` and
         padded with ``inf`` / ``-1``.
         """
-        X = _readonly(np.ascontiguousarray(X))
+        X = _read_only(np.ascontiguousarray(X))
         with _threads(n_threads):
             return _brute.ordered_knn(X, order, k, _metric_args(metric), progress)
 
@@ -852,7 +846,7 @@ class NumbaBackend:
         with _threads(n_threads):
             indptr, node, dist = kg.reverse_pairs(
                 Q, tree.points, tree.parent_dist, tree.radius, tree.child_start,
-                tree.child_stop, _readonly(tau_node), _readonly(mk), _REVERSE_SLAB, code, p,
+                tree.child_stop, _read_only(tau_node), _read_only(mk), _REVERSE_SLAB, code, p,
                 w, user,
             )
         q = np.repeat(np.arange(Q.shape[0]), np.diff(indptr))
