@@ -29,6 +29,8 @@ import numpy as np
 from numba import cfunc, njit, types
 from numba.extending import overload
 
+from ._lanes import abs_lanes, square_lanes
+
 __all__ = [
     "EUCLIDEAN",
     "MANHATTAN",
@@ -173,38 +175,19 @@ def raw_distance(A, i, B, j, code):
             if x > s:
                 s = x
     else:
-        # four independent partial sums in a fixed order: the same rounding
-        # every time, and no serial dependency chain on long rows
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        t = 0
+        # four partial sums in a fixed order (term t goes to sum t % 4): the
+        # same rounding every time, no serial dependency chain on long rows,
+        # and one 4-lane vector on C-contiguous float rows (see _lanes)
+        m4 = m - (m & 3)
         if code == EUCLIDEAN:
-            while t + 4 <= m:
-                x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-                x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
-                x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
-                x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
-                s0 += x0 * x0
-                s1 += x1 * x1
-                s2 += x2 * x2
-                s3 += x3 * x3
-                t += 4
-            while t < m:
+            s0, s1, s2, s3 = square_lanes(A, i, B, j, m4)
+            for t in range(m4, m):
                 x0 = np.float64(A[i, t]) - np.float64(B[j, t])
                 s0 += x0 * x0
-                t += 1
         else:
-            while t + 4 <= m:
+            s0, s1, s2, s3 = abs_lanes(A, i, B, j, m4)
+            for t in range(m4, m):
                 s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-                s1 += abs(np.float64(A[i, t + 1]) - np.float64(B[j, t + 1]))
-                s2 += abs(np.float64(A[i, t + 2]) - np.float64(B[j, t + 2]))
-                s3 += abs(np.float64(A[i, t + 3]) - np.float64(B[j, t + 3]))
-                t += 4
-            while t < m:
-                s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
-                t += 1
         s = (s0 + s1) + (s2 + s3)
     return s
 

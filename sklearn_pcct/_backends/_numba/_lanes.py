@@ -1,0 +1,160 @@
+"""The four partial sums of a distance, computed as one 4-lane vector.
+
+Every distance of the package sums its terms in four interleaved partial
+sums (term ``t`` goes to sum ``t % 4``, see :func:`._metrics.raw_distance`).
+That order keeps all kernels bit-identical, but written as four scalar
+chains Numba compiles it to scalar code with an index check per element:
+Numba leaves LLVM's SLP vectorizer off, and the loop vectorizer may not
+reassociate the sums. :func:`square_lanes` and :func:`abs_lanes` emit the
+same order directly as LLVM vector instructions: lane ``r`` of one
+``<4 x double>`` accumulator *is* partial sum ``r``, each lane does exactly
+the scalar operations (``fsub``, ``fmul``/``fabs``, ``fadd``, in IEEE
+double, no fused multiply-add), so the result is the same to the last bit
+(``tests/test_kernels.py`` checks it) at about a third of the time for
+64 features.
+
+Rows must be C-contiguous float32 or float64 (float32 terms are widened
+to float64 before the subtraction, as the scalar code does); any other
+array gets the scalar loop.
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+__all__ = ["square_lanes", "abs_lanes"]
+
+_FLOATS = (types.float32, types.float64)
+
+
+def _vector_rows(A, B):
+    """Whether rows of ``A`` and ``B`` can be loaded as vectors."""
+    return all(
+        isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C" and X.dtype in _FLOATS
+        for X in (A, B)
+    )
+
+
+def _lane_codegen(absolute):
+    def codegen(context, builder, sig, args):
+        aty, _, bty, _, _ = sig.args
+        f64 = ir.DoubleType()
+        i64 = ir.IntType(64)
+        vec = ir.VectorType(f64, 4)
+
+        def row(arr_ty, arr, i):
+            a = context.make_array(arr_ty)(context, builder, arr)
+            stride = cgutils.unpack_tuple(builder, a.strides, 2)[0]
+            raw = builder.bitcast(a.data, ir.IntType(8).as_pointer())
+            start = builder.gep(raw, [builder.mul(i, stride)])
+            elem = context.get_data_type(arr_ty.dtype)
+            return builder.bitcast(start, elem.as_pointer()), elem
+
+        pa, ea = row(aty, args[0], args[1])
+        pb, eb = row(bty, args[2], args[3])
+        m4 = args[4]
+        fabs = None
+        if absolute:
+            fabs = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vec, [vec]), "llvm.fabs.v4f64"
+            )
+
+        def load(ptr, elem, t):
+            vt = ir.VectorType(elem, 4)
+            x = builder.load(builder.bitcast(builder.gep(ptr, [t]), vt.as_pointer()),
+                             align=elem.get_abi_alignment(context.target_data))
+            return x if isinstance(elem, ir.DoubleType) else builder.fpext(x, vec)
+
+        entry = builder.basic_block
+        head = builder.append_basic_block("lanes.head")
+        body = builder.append_basic_block("lanes.body")
+        done = builder.append_basic_block("lanes.done")
+        builder.branch(head)
+        builder.position_at_end(head)
+        t = builder.phi(i64)
+        acc = builder.phi(vec)
+        t.add_incoming(ir.Constant(i64, 0), entry)
+        acc.add_incoming(ir.Constant(vec, [0.0] * 4), entry)
+        builder.cbranch(builder.icmp_signed("<", t, m4), body, done)
+        builder.position_at_end(body)
+        x = builder.fsub(load(pa, ea, t), load(pb, eb, t))
+        x = builder.call(fabs, [x]) if absolute else builder.fmul(x, x)
+        t.add_incoming(builder.add(t, ir.Constant(i64, 4)), body)
+        acc.add_incoming(builder.fadd(acc, x), body)
+        builder.branch(head)
+        builder.position_at_end(done)
+        lanes = [builder.extract_element(acc, ir.Constant(ir.IntType(32), r)) for r in range(4)]
+        return context.make_tuple(builder, sig.return_type, lanes)
+
+    return codegen
+
+
+def _lane_intrinsic(absolute):
+    def typer(typingctx, A, i, B, j, m4):
+        if not _vector_rows(A, B):
+            return None
+        sig = types.UniTuple(types.float64, 4)(A, types.int64, B, types.int64, types.int64)
+        return sig, _lane_codegen(absolute)
+
+    return intrinsic(typer)
+
+
+_square_vector = _lane_intrinsic(False)
+_abs_vector = _lane_intrinsic(True)
+
+
+def square_lanes(A, i, B, j, m4):  # pragma: no cover - replaced by the overload
+    """Partial sums ``s_r = sum (A[i, t] - B[j, t])^2`` over ``t < m4``, ``t % 4 == r``.
+
+    ``m4`` must be a multiple of 4 (at most the row length). Returns
+    ``(s_0, s_1, s_2, s_3)`` in float64, each summed in ascending ``t``.
+    """
+    raise NotImplementedError
+
+
+def abs_lanes(A, i, B, j, m4):  # pragma: no cover - replaced by the overload
+    """Partial sums ``s_r = sum |A[i, t] - B[j, t]|``, as :func:`square_lanes`."""
+    raise NotImplementedError
+
+
+def _scalar_lanes(absolute):
+    def impl(A, i, B, j, m4):
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for t in range(0, m4, 4):
+            x0 = np.float64(A[i, t]) - np.float64(B[j, t])
+            x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
+            x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
+            x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
+            if absolute:
+                s0 += abs(x0)
+                s1 += abs(x1)
+                s2 += abs(x2)
+                s3 += abs(x3)
+            else:
+                s0 += x0 * x0
+                s1 += x1 * x1
+                s2 += x2 * x2
+                s3 += x3 * x3
+        return s0, s1, s2, s3
+
+    return impl
+
+
+def _lanes_overload(absolute, vector):
+    scalar = _scalar_lanes(absolute)
+
+    def impl_for(A, i, B, j, m4):
+        if _vector_rows(A, B):
+            return lambda A, i, B, j, m4: vector(A, np.int64(i), B, np.int64(j), np.int64(m4))
+        return scalar
+
+    return impl_for
+
+
+overload(square_lanes, jit_options={"forceinline": True})(_lanes_overload(False, _square_vector))
+overload(abs_lanes, jit_options={"forceinline": True})(_lanes_overload(True, _abs_vector))
