@@ -64,14 +64,15 @@ def _distances(A, B, code, p, w, user):
     return out
 
 
-def _four_sums_reference(a, b, absolute):
-    """The distance's summation order in plain Python floats (IEEE double)."""
+def _four_sums_reference(a, b, op, start=0):
+    """The distances' summation order in plain Python floats (IEEE double)."""
     m = len(a)
-    m4 = m - m % 4
+    stop4 = m - (m - start) % 4
     sums = [0.0, 0.0, 0.0, 0.0]
-    for t in range(m):
-        x = float(a[t]) - float(b[t])
-        sums[t % 4 if t < m4 else 0] += abs(x) if absolute else x * x
+    for t in range(start, m):
+        x, y = float(a[t]), float(b[t])
+        term = x * y if op == "dot" else abs(x - y) if op == "abs" else (x - y) * (x - y)
+        sums[(t - start) % 4 if t < stop4 else 0] += term
     return (sums[0] + sums[1]) + (sums[2] + sums[3])
 
 
@@ -84,11 +85,21 @@ def _raw_pairs(A, B, code):
     return out
 
 
+@numba.njit
+def _dot_pairs(A, B, start):
+    out = np.empty((A.shape[0], B.shape[0]))
+    for i in range(A.shape[0]):
+        for j in range(B.shape[0]):
+            out[i, j] = km._dot(A, i, B, j, start, A.shape[1])
+    return out
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_vector_lanes_sum_in_the_scalar_order_bit_for_bit(dtype, layout, rng):
-    # _lanes computes the four partial sums as one 4-lane vector on C rows;
-    # other layouts take the scalar loop. Both must give the reference's bits
+    # _lanes computes the four partial sums as one 4-lane vector on C rows
+    # (euclidean, manhattan, the correlation's dot product); other layouts
+    # take the scalar loop. Both must give the reference's bits
     # (rows of very different scales make any other order round differently).
     for m in (1, 3, 4, 5, 8, 13, 64, 67):
         A = rng.normal(size=(7, m)) * 10.0 ** rng.integers(-6, 7, size=(7, 1))
@@ -98,9 +109,13 @@ def test_vector_lanes_sum_in_the_scalar_order_bit_for_bit(dtype, layout, rng):
             A, B = np.asfortranarray(A), np.asfortranarray(B)
         elif layout == "strided":
             A, B = np.repeat(A, 2, axis=1)[:, ::2], np.repeat(B, 2, axis=1)[:, ::2]
-        for code, absolute in ((km.EUCLIDEAN, False), (km.MANHATTAN, True)):
+        for code, op in ((km.EUCLIDEAN, "square"), (km.MANHATTAN, "abs")):
             got = _raw_pairs(A, B, code)
-            want = np.array([[_four_sums_reference(a, b, absolute) for b in B] for a in A])
+            want = np.array([[_four_sums_reference(a, b, op) for b in B] for a in A])
+            np.testing.assert_array_equal(got, want)
+        for start in {0, min(3, m)}:  # the correlation's dot product starts past column 0
+            got = _dot_pairs(A, B, start)
+            want = np.array([[_four_sums_reference(a, b, "dot", start) for b in B] for a in A])
             np.testing.assert_array_equal(got, want)
 
 

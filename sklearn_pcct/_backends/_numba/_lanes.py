@@ -1,21 +1,22 @@
 """The four partial sums of a distance, computed as one 4-lane vector.
 
 Every distance of the package sums its terms in four interleaved partial
-sums (term ``t`` goes to sum ``t % 4``, see :func:`._metrics.raw_distance`).
-That order keeps all kernels bit-identical, but written as four scalar
-chains Numba compiles it to scalar code with an index check per element:
-Numba leaves LLVM's SLP vectorizer off, and the loop vectorizer may not
-reassociate the sums. :func:`square_lanes` and :func:`abs_lanes` emit the
-same order directly as LLVM vector instructions: lane ``r`` of one
-``<4 x double>`` accumulator *is* partial sum ``r``, each lane does exactly
-the scalar operations (``fsub``, ``fmul``/``fabs``, ``fadd``, in IEEE
-double, no fused multiply-add), so the result is the same to the last bit
-(``tests/test_kernels.py`` checks it) at about a third of the time for
-64 features.
+sums (term ``t`` goes to sum ``t % 4``, see :func:`._metrics.raw_distance`
+and the correlation's dot product :func:`._metrics._dot`). That order
+keeps all kernels bit-identical, but written as four scalar chains Numba
+compiles it to scalar code with an index check per element: Numba leaves
+LLVM's SLP vectorizer off, and the loop vectorizer may not reassociate the
+sums. :func:`square_lanes`, :func:`abs_lanes` and :func:`dot_lanes` emit
+the same order directly as LLVM vector instructions: lane ``r`` of one
+``<4 x double>`` accumulator *is* partial sum ``r``, and each lane does
+exactly the scalar operations (``fsub``, ``fmul`` / ``fabs``, ``fadd`` in
+IEEE double, no fused multiply-add), so the result is the same to the last
+bit (``tests/test_kernels.py`` checks it against plain Python floats). A
+64-feature euclidean distance takes 14-20 ns instead of 34-44 ns.
 
 Rows must be C-contiguous float32 or float64 (float32 terms are widened
-to float64 before the subtraction, as the scalar code does); any other
-array gets the scalar loop.
+to float64 first, as the scalar code does); any other array gets the
+scalar loop, in the same order.
 """
 
 import numpy as np
@@ -24,7 +25,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-__all__ = ["square_lanes", "abs_lanes"]
+__all__ = ["square_lanes", "abs_lanes", "dot_lanes"]
 
 _FLOATS = (types.float32, types.float64)
 
@@ -37,9 +38,9 @@ def _vector_rows(A, B):
     )
 
 
-def _lane_codegen(absolute):
+def _lane_codegen(op):
     def codegen(context, builder, sig, args):
-        aty, _, bty, _, _ = sig.args
+        aty, _, bty, _, _, _ = sig.args
         f64 = ir.DoubleType()
         i64 = ir.IntType(64)
         vec = ir.VectorType(f64, 4)
@@ -54,9 +55,9 @@ def _lane_codegen(absolute):
 
         pa, ea = row(aty, args[0], args[1])
         pb, eb = row(bty, args[2], args[3])
-        m4 = args[4]
+        start, stop = args[4], args[5]
         fabs = None
-        if absolute:
+        if op == "abs":
             fabs = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vec, [vec]), "llvm.fabs.v4f64"
             )
@@ -75,12 +76,16 @@ def _lane_codegen(absolute):
         builder.position_at_end(head)
         t = builder.phi(i64)
         acc = builder.phi(vec)
-        t.add_incoming(ir.Constant(i64, 0), entry)
+        t.add_incoming(start, entry)
         acc.add_incoming(ir.Constant(vec, [0.0] * 4), entry)
-        builder.cbranch(builder.icmp_signed("<", t, m4), body, done)
+        builder.cbranch(builder.icmp_signed("<", t, stop), body, done)
         builder.position_at_end(body)
-        x = builder.fsub(load(pa, ea, t), load(pb, eb, t))
-        x = builder.call(fabs, [x]) if absolute else builder.fmul(x, x)
+        xa, xb = load(pa, ea, t), load(pb, eb, t)
+        if op == "dot":
+            x = builder.fmul(xa, xb)
+        else:
+            x = builder.fsub(xa, xb)
+            x = builder.call(fabs, [x]) if op == "abs" else builder.fmul(x, x)
         t.add_incoming(builder.add(t, ir.Constant(i64, 4)), body)
         acc.add_incoming(builder.fadd(acc, x), body)
         builder.branch(head)
@@ -91,51 +96,60 @@ def _lane_codegen(absolute):
     return codegen
 
 
-def _lane_intrinsic(absolute):
-    def typer(typingctx, A, i, B, j, m4):
+def _lane_intrinsic(op):
+    def typer(typingctx, A, i, B, j, start, stop):
         if not _vector_rows(A, B):
             return None
-        sig = types.UniTuple(types.float64, 4)(A, types.int64, B, types.int64, types.int64)
-        return sig, _lane_codegen(absolute)
+        i64 = types.int64
+        sig = types.UniTuple(types.float64, 4)(A, i64, B, i64, i64, i64)
+        return sig, _lane_codegen(op)
 
     return intrinsic(typer)
 
 
-_square_vector = _lane_intrinsic(False)
-_abs_vector = _lane_intrinsic(True)
+def square_lanes(A, i, B, j, start, stop):  # pragma: no cover - replaced by the overload
+    """Partial sums ``s_r`` of ``(A[i, t] - B[j, t])^2`` over ``start <= t < stop``.
 
-
-def square_lanes(A, i, B, j, m4):  # pragma: no cover - replaced by the overload
-    """Partial sums ``s_r = sum (A[i, t] - B[j, t])^2`` over ``t < m4``, ``t % 4 == r``.
-
-    ``m4`` must be a multiple of 4 (at most the row length). Returns
+    Term ``t`` goes to ``s_r`` with ``r = (t - start) % 4``; ``stop - start``
+    must be a multiple of 4 (and ``stop`` at most the row length). Returns
     ``(s_0, s_1, s_2, s_3)`` in float64, each summed in ascending ``t``.
     """
     raise NotImplementedError
 
 
-def abs_lanes(A, i, B, j, m4):  # pragma: no cover - replaced by the overload
-    """Partial sums ``s_r = sum |A[i, t] - B[j, t]|``, as :func:`square_lanes`."""
+def abs_lanes(A, i, B, j, start, stop):  # pragma: no cover - replaced by the overload
+    """Partial sums of ``|A[i, t] - B[j, t]|``, as :func:`square_lanes`."""
     raise NotImplementedError
 
 
-def _scalar_lanes(absolute):
-    def impl(A, i, B, j, m4):
+def dot_lanes(A, i, B, j, start, stop):  # pragma: no cover - replaced by the overload
+    """Partial sums of ``A[i, t] * B[j, t]``, as :func:`square_lanes`."""
+    raise NotImplementedError
+
+
+def _scalar_lanes(op):
+    def impl(A, i, B, j, start, stop):
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
-        for t in range(0, m4, 4):
-            x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-            x1 = np.float64(A[i, t + 1]) - np.float64(B[j, t + 1])
-            x2 = np.float64(A[i, t + 2]) - np.float64(B[j, t + 2])
-            x3 = np.float64(A[i, t + 3]) - np.float64(B[j, t + 3])
-            if absolute:
-                s0 += abs(x0)
-                s1 += abs(x1)
-                s2 += abs(x2)
-                s3 += abs(x3)
+        for t in range(start, stop, 4):
+            a0, b0 = np.float64(A[i, t]), np.float64(B[j, t])
+            a1, b1 = np.float64(A[i, t + 1]), np.float64(B[j, t + 1])
+            a2, b2 = np.float64(A[i, t + 2]), np.float64(B[j, t + 2])
+            a3, b3 = np.float64(A[i, t + 3]), np.float64(B[j, t + 3])
+            if op == "dot":
+                s0 += a0 * b0
+                s1 += a1 * b1
+                s2 += a2 * b2
+                s3 += a3 * b3
+            elif op == "abs":
+                s0 += abs(a0 - b0)
+                s1 += abs(a1 - b1)
+                s2 += abs(a2 - b2)
+                s3 += abs(a3 - b3)
             else:
+                x0, x1, x2, x3 = a0 - b0, a1 - b1, a2 - b2, a3 - b3
                 s0 += x0 * x0
                 s1 += x1 * x1
                 s2 += x2 * x2
@@ -145,16 +159,20 @@ def _scalar_lanes(absolute):
     return impl
 
 
-def _lanes_overload(absolute, vector):
-    scalar = _scalar_lanes(absolute)
+def _register(stub, op):
+    vector = _lane_intrinsic(op)
+    scalar = _scalar_lanes(op)
 
-    def impl_for(A, i, B, j, m4):
+    def impl_for(A, i, B, j, start, stop):
         if _vector_rows(A, B):
-            return lambda A, i, B, j, m4: vector(A, np.int64(i), B, np.int64(j), np.int64(m4))
+            return lambda A, i, B, j, start, stop: vector(
+                A, np.int64(i), B, np.int64(j), np.int64(start), np.int64(stop)
+            )
         return scalar
 
-    return impl_for
+    overload(stub, jit_options={"forceinline": True})(impl_for)
 
 
-overload(square_lanes, jit_options={"forceinline": True})(_lanes_overload(False, _square_vector))
-overload(abs_lanes, jit_options={"forceinline": True})(_lanes_overload(True, _abs_vector))
+_register(square_lanes, "square")
+_register(abs_lanes, "abs")
+_register(dot_lanes, "dot")
