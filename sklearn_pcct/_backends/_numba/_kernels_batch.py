@@ -68,7 +68,8 @@ def locate(P, ids, ip, fp, cm, root, n_blocks, code, p, w, user):
         heap = new_search_heap(cm)
         for t in range(b * m // n_blocks, (b + 1) * m // n_blocks):
             j, a, d, du, ne, heap = _search(
-                P, ids[t], NO_LEVEL + 1, ip, fp, cm, no_top, 0, root, heap, False,
+                P, ids[t], np.int64(NO_LEVEL + 1), ip, fp, cm, no_top, np.int64(0), root, heap,
+                np.bool_(False),
                 code, p, w, user,
             )
             J[t] = j
@@ -277,13 +278,13 @@ def conflicts_dense(P, ids, node_of, J, code, p, w, user):
     dummy = np.empty(0, dtype=np.int64)
     for t in prange(m):
         if node_of[t] != -1:
-            indptr[t + 1] = _dense_row(P, t, ids, node_of, lev, piv, srt, rank, dummy, 0,
-                                       False, code, p, w, user)
+            indptr[t + 1] = _dense_row(P, t, ids, node_of, lev, piv, srt, rank, dummy,
+                                       np.int64(0), np.bool_(False), code, p, w, user)
     for t in range(m):
         indptr[t + 1] += indptr[t]
     out = np.empty(indptr[m], dtype=np.int64)
     for t in prange(m):
         if indptr[t + 1] > indptr[t]:
-            _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, indptr[t], True,
+            _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, indptr[t], np.bool_(True),
                        code, p, w, user)
     return indptr, out

@@ -101,7 +101,8 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
         for i in range(b * n_q // n_blocks, (b + 1) * n_q // n_blocks):
             cnt = _reverse_one(
                 Q, i, points, parent_dist, radius, child_start, child_stop, tau_node,
-                mk, stack, stack_d, one_node, one_dist, 0, True, code, p, w, user,
+                mk, stack, stack_d, one_node, one_dist, np.int64(0), np.bool_(True), code, p,
+                w, user,
             )
             indptr[i + 1] = cnt
             if used + cnt > slab:
@@ -128,7 +129,8 @@ def reverse_pairs(Q, points, parent_dist, radius, child_start, child_stop,
             for i in range(lo, hi):
                 _reverse_one(
                     Q, i, points, parent_dist, radius, child_start, child_stop,
-                    tau_node, mk, stack, stack_d, out_node, out_dist, indptr[i], True,
+                    tau_node, mk, stack, stack_d, out_node, out_dist, indptr[i],
+                    np.bool_(True),
                     code, p, w, user,
                 )
     return indptr, out_node, out_dist

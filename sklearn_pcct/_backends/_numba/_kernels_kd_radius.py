@@ -76,7 +76,7 @@ def radius_count(Q, chunks, r, pts, lo, hi, alive, tag):
         buf = np.empty(leaf_cap, dtype=np.float64)
         for q in range(chunks[c], chunks[c + 1]):
             out[q + 1] = _radius_one(Q, q, r[q], pts, no_ind, lo, hi, alive, code, stack, buf,
-                                     no_ind, no_dist, 0, False)
+                                     no_ind, no_dist, np.int64(0), np.bool_(False))
     return out
 
 
@@ -98,5 +98,5 @@ def radius_fill(Q, chunks, r, indptr, pts, perm, lo, hi, alive, tag):
         buf = np.empty(leaf_cap, dtype=np.float64)
         for q in range(chunks[c], chunks[c + 1]):
             _radius_one(Q, q, r[q], pts, perm, lo, hi, alive, code, stack, buf, ind, dist,
-                        indptr[q], True)
+                        indptr[q], np.bool_(True))
     return ind, dist

@@ -352,7 +352,7 @@ def radius_count(
         _radius_range(
             Q, chunks[c], chunks[c + 1], r, points, node_sample, parent_dist,
             radius, child_start, child_stop, desc_stop, dup_ptr, dup_idx, leaf_size,
-            code, p, w, user, indptr, dummy_i, dummy_d, False,
+            code, p, w, user, indptr, dummy_i, dummy_d, np.bool_(False),
         )
     return indptr
 
@@ -373,6 +373,6 @@ def radius_fill(
         _radius_range(
             Q, chunks[c], chunks[c + 1], r, points, node_sample, parent_dist,
             radius, child_start, child_stop, desc_stop, dup_ptr, dup_idx, leaf_size,
-            code, p, w, user, indptr, out_ind, out_dist, True,
+            code, p, w, user, indptr, out_ind, out_dist, np.bool_(True),
         )
     return out_ind, out_dist

@@ -295,7 +295,8 @@ def insert_ids(P, ids, ip, fp, cm, top, base, dp, dm, dtop, dbase,
             root = v
             continue
         J, par, par_d, dup, ne, heap = _search(
-            P, r, NO_LEVEL + 1, ip, fp, cm, top, base, root, heap, True, code, p, w, user
+            P, r, np.int64(NO_LEVEL + 1), ip, fp, cm, top, base, root, heap, np.bool_(True),
+            code, p, w, user,
         )
         n_eval += ne
         if dup != -1:
@@ -479,7 +480,8 @@ def reattach(P, orph, J0, par0, pd0, ip, fp, cm, top, base, root, code, p, w, us
         xr = _gi(ip, cm, ROW, x)
         if not given:
             J, par, par_d, _, ne, heap = _search(
-                P, xr, lx + 1, ip, fp, cm, top, base, root, heap, True, code, p, w, user,
+                P, xr, lx + 1, ip, fp, cm, top, base, root, heap, np.bool_(True), code, p, w,
+                user,
             )
             n_eval += ne
         else:

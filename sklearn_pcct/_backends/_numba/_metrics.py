@@ -21,6 +21,10 @@ by LLVM, not copied into every call site by Numba's IR inliner
 cover-tree k-NN search 40 s instead of 14 s at the same speed. The update
 kernels keep Numba's inliner: there LLVM's forced inlining of their many
 small accessors took minutes to compile.
+
+Flags and constants passed from one kernel to another are wrapped as
+``np.bool_(True)`` / ``np.int64(0)``: a bare ``True`` or ``0`` is typed as a
+literal, and every distinct literal compiles the callee once more.
 """
 
 import math
