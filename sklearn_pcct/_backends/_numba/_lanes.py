@@ -107,27 +107,9 @@ def _lane_intrinsic(op):
     return intrinsic(typer)
 
 
-def square_lanes(A, i, B, j, start, stop):  # pragma: no cover - replaced by the overload
-    """Partial sums ``s_r`` of ``(A[i, t] - B[j, t])^2`` over ``start <= t < stop``.
-
-    Term ``t`` goes to ``s_r`` with ``r = (t - start) % 4``; ``stop - start``
-    must be a multiple of 4 (and ``stop`` at most the row length). Returns
-    ``(s_0, s_1, s_2, s_3)`` in float64, each summed in ascending ``t``.
-    """
-    raise NotImplementedError
-
-
-def abs_lanes(A, i, B, j, start, stop):  # pragma: no cover - replaced by the overload
-    """Partial sums of ``|A[i, t] - B[j, t]|``, as :func:`square_lanes`."""
-    raise NotImplementedError
-
-
-def dot_lanes(A, i, B, j, start, stop):  # pragma: no cover - replaced by the overload
-    """Partial sums of ``A[i, t] * B[j, t]``, as :func:`square_lanes`."""
-    raise NotImplementedError
-
-
 def _scalar_lanes(op):
+    """The four partial sums in plain scalar code (any array; also pure Python)."""
+
     def impl(A, i, B, j, start, stop):
         s0 = 0.0
         s1 = 0.0
@@ -159,7 +141,25 @@ def _scalar_lanes(op):
     return impl
 
 
-def _register(stub, op):
+# Called from Python (e.g. with NUMBA_DISABLE_JIT) these run the scalar
+# loop; in compiled code the overloads below pick the vector one.
+square_lanes = _scalar_lanes("square")
+square_lanes.__name__ = "square_lanes"
+square_lanes.__doc__ = """Partial sums ``s_r`` of ``(A[i, t] - B[j, t])^2`` over ``start <= t < stop``.
+
+Term ``t`` goes to ``s_r`` with ``r = (t - start) % 4``; ``stop - start``
+must be a multiple of 4 (and ``stop`` at most the row length). Returns
+``(s_0, s_1, s_2, s_3)`` in float64, each summed in ascending ``t``.
+"""
+abs_lanes = _scalar_lanes("abs")
+abs_lanes.__name__ = "abs_lanes"
+abs_lanes.__doc__ = "Partial sums of ``|A[i, t] - B[j, t]|``, as :func:`square_lanes`."
+dot_lanes = _scalar_lanes("dot")
+dot_lanes.__name__ = "dot_lanes"
+dot_lanes.__doc__ = "Partial sums of ``A[i, t] * B[j, t]``, as :func:`square_lanes`."
+
+
+def _register(func, op):
     vector = _lane_intrinsic(op)
     scalar = _scalar_lanes(op)
 
@@ -170,7 +170,7 @@ def _register(stub, op):
             )
         return scalar
 
-    overload(stub, jit_options={"forceinline": True})(impl_for)
+    overload(func, jit_options={"forceinline": True})(impl_for)
 
 
 _register(square_lanes, "square")
