@@ -94,7 +94,7 @@ def _dot_pairs(A, B, start):
     return out
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, "float64-float32"])
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_vector_lanes_sum_in_the_scalar_order_bit_for_bit(dtype, layout, rng):
     # _lanes computes the four partial sums as one 4-lane vector on C rows
@@ -104,7 +104,10 @@ def test_vector_lanes_sum_in_the_scalar_order_bit_for_bit(dtype, layout, rng):
     for m in (1, 3, 4, 5, 8, 13, 64, 67):
         A = rng.normal(size=(7, m)) * 10.0 ** rng.integers(-6, 7, size=(7, 1))
         B = A[::-1] + rng.normal(size=(7, m)) * 10.0 ** rng.integers(-6, 7, size=(7, m))
-        A, B = A.astype(dtype), B.astype(dtype)
+        if dtype == "float64-float32":  # float64 queries on float32 rows (the kd-tree's)
+            A, B = A.astype(np.float64), B.astype(np.float32)
+        else:
+            A, B = A.astype(dtype), B.astype(dtype)
         if layout == "F":
             A, B = np.asfortranarray(A), np.asfortranarray(B)
         elif layout == "strided":
