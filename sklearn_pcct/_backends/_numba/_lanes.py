@@ -1,8 +1,9 @@
 """The four partial sums of a distance, computed as one 4-lane vector.
 
 Every distance of the package sums its terms in four interleaved partial
-sums (term ``t`` goes to sum ``t % 4``, see :func:`._metrics.raw_distance`
-and the correlation's dot product :func:`._metrics._dot`). That order
+sums (term ``t`` goes to sum ``t % 4``, the last ``m % 4`` terms of ``m``
+to sum 0; see :func:`._metrics.raw_distance` and the correlation's dot
+product :func:`._metrics._dot`), defined here once. That order
 keeps all kernels bit-identical, but written as four scalar chains Numba
 compiles it to scalar code with an index check per element: Numba leaves
 LLVM's SLP vectorizer off, and the loop vectorizer may not reassociate the
@@ -21,7 +22,7 @@ scalar loop, in the same order.
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
@@ -107,35 +108,39 @@ def _lane_intrinsic(op):
     return intrinsic(typer)
 
 
+def _term(op):
+    """One term of the sum: ``a * b``, ``|a - b|`` or ``(a - b)^2`` in float64."""
+
+    def term(a, b):
+        a = np.float64(a)
+        b = np.float64(b)
+        if op == "dot":
+            return a * b
+        x = a - b
+        if op == "abs":
+            return abs(x)
+        return x * x
+
+    return njit(forceinline=True)(term)
+
+
 def _scalar_lanes(op):
     """The four partial sums in plain scalar code (any array; also pure Python)."""
+    term = _term(op)
 
     def impl(A, i, B, j, start, stop):
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
-        for t in range(start, stop, 4):
-            a0, b0 = np.float64(A[i, t]), np.float64(B[j, t])
-            a1, b1 = np.float64(A[i, t + 1]), np.float64(B[j, t + 1])
-            a2, b2 = np.float64(A[i, t + 2]), np.float64(B[j, t + 2])
-            a3, b3 = np.float64(A[i, t + 3]), np.float64(B[j, t + 3])
-            if op == "dot":
-                s0 += a0 * b0
-                s1 += a1 * b1
-                s2 += a2 * b2
-                s3 += a3 * b3
-            elif op == "abs":
-                s0 += abs(a0 - b0)
-                s1 += abs(a1 - b1)
-                s2 += abs(a2 - b2)
-                s3 += abs(a3 - b3)
-            else:
-                x0, x1, x2, x3 = a0 - b0, a1 - b1, a2 - b2, a3 - b3
-                s0 += x0 * x0
-                s1 += x1 * x1
-                s2 += x2 * x2
-                s3 += x3 * x3
+        stop4 = stop - ((stop - start) & 3)
+        for t in range(start, stop4, 4):
+            s0 += term(A[i, t], B[j, t])
+            s1 += term(A[i, t + 1], B[j, t + 1])
+            s2 += term(A[i, t + 2], B[j, t + 2])
+            s3 += term(A[i, t + 3], B[j, t + 3])
+        for t in range(stop4, stop):
+            s0 += term(A[i, t], B[j, t])
         return s0, s1, s2, s3
 
     return impl
@@ -147,9 +152,10 @@ square_lanes = _scalar_lanes("square")
 square_lanes.__name__ = "square_lanes"
 square_lanes.__doc__ = """Partial sums ``s_r`` of ``(A[i, t] - B[j, t])^2`` over ``start <= t < stop``.
 
-Term ``t`` goes to ``s_r`` with ``r = (t - start) % 4``; ``stop - start``
-must be a multiple of 4 (and ``stop`` at most the row length). Returns
-``(s_0, s_1, s_2, s_3)`` in float64, each summed in ascending ``t``.
+Term ``t`` goes to ``s_r`` with ``r = (t - start) % 4``, except the last
+``(stop - start) % 4`` terms, which go to ``s_0`` (``stop`` at most the row
+length). Returns ``(s_0, s_1, s_2, s_3)`` in float64, each summed in
+ascending ``t``; the distance is ``(s_0 + s_1) + (s_2 + s_3)``.
 """
 abs_lanes = _scalar_lanes("abs")
 abs_lanes.__name__ = "abs_lanes"
@@ -161,14 +167,18 @@ dot_lanes.__doc__ = "Partial sums of ``A[i, t] * B[j, t]``, as :func:`square_lan
 
 def _register(func, op):
     vector = _lane_intrinsic(op)
-    scalar = _scalar_lanes(op)
+    term = _term(op)
+
+    def vector_lanes(A, i, B, j, start, stop):
+        stop4 = stop - ((stop - start) & 3)
+        s0, s1, s2, s3 = vector(A, np.int64(i), B, np.int64(j), np.int64(start),
+                                np.int64(stop4))
+        for t in range(stop4, stop):
+            s0 += term(A[i, t], B[j, t])
+        return s0, s1, s2, s3
 
     def impl_for(A, i, B, j, start, stop):
-        if _vector_rows(A, B):
-            return lambda A, i, B, j, start, stop: vector(
-                A, np.int64(i), B, np.int64(j), np.int64(start), np.int64(stop)
-            )
-        return scalar
+        return vector_lanes if _vector_rows(A, B) else func
 
     overload(func, jit_options={"forceinline": True})(impl_for)
 

@@ -144,11 +144,7 @@ def _dot(A, i, B, j, a, b):
     :mod:`._lanes`) run much faster than one (the residual correlation's dot
     product dominates its distance).
     """
-    t = b - ((b - a) & 3)
-    s0, s1, s2, s3 = dot_lanes(A, i, B, j, a, t)
-    while t < b:
-        s0 += np.float64(A[i, t]) * np.float64(B[j, t])
-        t += 1
+    s0, s1, s2, s3 = dot_lanes(A, i, B, j, a, b)
     return (s0 + s1) + (s2 + s3)
 
 
@@ -171,19 +167,13 @@ def raw_distance(A, i, B, j, code):
             if x > s:
                 s = x
     else:
-        # four partial sums in a fixed order (term t goes to sum t % 4): the
-        # same rounding every time, no serial dependency chain on long rows,
-        # and one 4-lane vector on C-contiguous float rows (see _lanes)
-        m4 = m - (m & 3)
+        # four partial sums in a fixed order (see _lanes): the same rounding
+        # every time, no serial dependency chain on long rows, and one 4-lane
+        # vector on C-contiguous float rows
         if code == EUCLIDEAN:
-            s0, s1, s2, s3 = square_lanes(A, i, B, j, 0, m4)
-            for t in range(m4, m):
-                x0 = np.float64(A[i, t]) - np.float64(B[j, t])
-                s0 += x0 * x0
+            s0, s1, s2, s3 = square_lanes(A, i, B, j, 0, m)
         else:
-            s0, s1, s2, s3 = abs_lanes(A, i, B, j, 0, m4)
-            for t in range(m4, m):
-                s0 += abs(np.float64(A[i, t]) - np.float64(B[j, t]))
+            s0, s1, s2, s3 = abs_lanes(A, i, B, j, 0, m)
         s = (s0 + s1) + (s2 + s3)
     return s
 
