@@ -12,8 +12,9 @@ the same order directly as LLVM vector instructions: lane ``r`` of one
 ``<4 x double>`` accumulator *is* partial sum ``r``, and each lane does
 exactly the scalar operations (``fsub``, ``fmul`` / ``fabs``, ``fadd`` in
 IEEE double, no fused multiply-add), so the result is the same to the last
-bit (``tests/test_kernels.py`` checks it against plain Python floats). A
-64-feature euclidean distance takes 14-20 ns instead of 34-44 ns.
+bit (``tests/test_kernels.py`` checks it against plain Python floats).
+The effect on a search is measured by ``bench_knn.py --workload
+manifold64`` (``benchmarks/RESULTS.md``).
 
 Rows must be C-contiguous float32 or float64 (float32 terms are widened
 to float64 first, as the scalar code does); any other array gets the
