@@ -265,7 +265,7 @@ def _locate_brute_force(tree, X_new, spec):
 def test_flat_locate_equals_dynamic_locate_and_brute_force(data, metric, rng):
     from sklearn_pcct._backends._numba import _kernels_batch as kbt
     from sklearn_pcct._backends._numba import _kernels_locate as kl
-    from sklearn_pcct._backends._numba import _metric_args
+    from sklearn_pcct._backends._numba._kernel_args import metric_args
 
     if data == "grid_ties":  # many equal distances: ties broken by node id
         X = np.stack(np.meshgrid(np.arange(12.0), np.arange(12.0)), -1).reshape(-1, 2)
@@ -287,7 +287,7 @@ def test_flat_locate_equals_dynamic_locate_and_brute_force(data, metric, rng):
     P = _ro(np.concatenate([P, Q.astype(P.dtype)]))
     ids = np.arange(tree.n_ids, tree.n_ids + len(Q))
     ip, fp, cm = tree.node_pool.ints, tree.node_pool.floats, tree.node_map.copy()
-    args = _metric_args(spec)
+    args = metric_args(spec)
     layout = kl.locate_layout(P, ip, fp, cm, tree.root, tree.n_nodes)
     assert layout[0][0] == tree.root
     assert np.array_equal(np.sort(layout[0]), np.flatnonzero(tree.node_field(
@@ -306,14 +306,14 @@ def test_flat_locate_equals_dynamic_locate_and_brute_force(data, metric, rng):
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_build_is_the_same_with_flat_or_dynamic_locate(n_threads, monkeypatch, rng):
-    import sklearn_pcct._backends._numba as nb
+    from sklearn_pcct._backends._numba import _tree_updates as tu
 
     X = np.concatenate([rng.random((1500, 3)), rng.random((300, 3)).round(1)])
     X = X[rng.permutation(len(X))]
     X_new = np.concatenate([rng.random((400, 3)), X[:50]])
     trees = []
     for ratio in (0.0, np.inf):  # every round flat / every round dynamic
-        monkeypatch.setattr(nb, "_FLAT_LOCATE_RATIO", ratio)
+        monkeypatch.setattr(tu, "_FLAT_LOCATE_RATIO", ratio)
         tree = BACKEND.build_dynamic(X, MetricSpec("euclidean"), n_threads)
         tree = BACKEND.insert(tree, X_new, n_threads)
         trees.append(tree)
@@ -381,7 +381,7 @@ def test_removal_is_the_same_with_flat_or_one_by_one_reattachment(
     # the orphans of a removal located on a flat copy, block by block, then
     # improved by the subtrees of the earlier orphans of their block, must give
     # the tree of re-attaching them one by one on the dynamic tree
-    import sklearn_pcct._backends._numba as nb
+    from sklearn_pcct._backends._numba import _tree_updates as tu
 
     if data == "grid_ties":
         X = np.stack(np.meshgrid(np.arange(25.0), np.arange(25.0)), -1).reshape(-1, 2)
@@ -402,11 +402,11 @@ def test_removal_is_the_same_with_flat_or_one_by_one_reattachment(
     removals.append(rng.choice(np.setdiff1d(np.arange(len(X)), removals[0]), 100,
                                replace=False))
     removals.append(None)  # the root's samples
-    monkeypatch.setattr(nb, "_REATTACH_PROBE", 1)
-    monkeypatch.setattr(nb, "_REATTACH_BLOCK", 7)  # many blocks, orphans across blocks
+    monkeypatch.setattr(tu, "_REATTACH_PROBE", 1)
+    monkeypatch.setattr(tu, "_REATTACH_BLOCK", 7)  # many blocks, orphans across blocks
     results = []
     for ratio in (0.0, np.inf):  # flat blocks / one by one
-        monkeypatch.setattr(nb, "_FLAT_LOCATE_RATIO", ratio)
+        monkeypatch.setattr(tu, "_FLAT_LOCATE_RATIO", ratio)
         t = tree
         for ids in removals:
             if ids is None:

@@ -359,7 +359,7 @@ def _metric_code_impl(code):
 
 
 # The euclidean metric as a type: every kernel gets it so (the other
-# metrics of the fast path share one compiled version, see _metric_args).
+# metrics of the fast path share one compiled version, see _kernel_args.metric_args).
 EUCLIDEAN_TAG = metric_tag(EUCLIDEAN)
 
 
