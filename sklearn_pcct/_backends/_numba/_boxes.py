@@ -1,7 +1,8 @@
 """The Numba backend's kd-tree engine (see :mod:`sklearn_pcct._boxtree`).
 
 Thin wrappers that turn :class:`~sklearn_pcct._boxtree.BoxTree` objects
-into kernel arguments of :mod:`._kernels_kd`; :class:`NumbaBackend`
+into kernel arguments of :mod:`._kernels_kd` (and its maximin ordering,
+:mod:`._kernels_kd_maximin`); :class:`NumbaBackend`
 dispatches to them for box trees.
 """
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..._boxtree import BoxTree
 from . import _kernels_kd as kk
+from . import _kernels_kd_maximin as kdm
 from . import _kernels_kd_radius as kq_radius
 from . import _kernels_kd_reverse as kr
 from ._metrics import metric_tag
@@ -57,11 +59,11 @@ def maximin(tree, first, metric_args, pieces=None, progress=None):
     tag = metric_tag(code)
     args = (tree.points, tree.perm, tree.lo, tree.hi, tree.leaf_of)
     if progress is None:
-        return kk.maximin(*args, int(first), tag, p, w, user)
-    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
-    none = kk.no_ranked_leaves(tree.n_features)
+        return kdm.maximin(*args, int(first), tag, p, w, user)
+    state = kdm.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
+    none = kdm.no_ranked_leaves(tree.n_features)
     for t0, t1 in pieces:
-        kk.maximin_steps(t0, t1, *state, *args, tag, *none)
+        kdm.maximin_steps(t0, t1, *state, *args, tag, *none)
         progress(t1)
     return state[0], state[1]
 
@@ -73,7 +75,7 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
     rank order), but the two overlap: the ordering is sequential, so while
     it runs on a thread of its own, the sets of the ranks already assigned
     are answered beside it, on the leaves-by-rank arrays that the ordering
-    appends to (:func:`._kernels_kd.ranked_leaves`); the ranks left when it
+    appends to (:func:`._kernels_kd_maximin.ranked_leaves`); the ranks left when it
     ends are answered on every thread. ``X[s]`` is sample ``s``'s point
     (float64); ``serial()`` and ``parallel()`` set the Numba thread count
     of this thread for the two phases; ``chunks_of(m)`` gives the thread
@@ -82,9 +84,9 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
     code, p, w, user = metric_args
     tag = metric_tag(code)
     n, m = tree.n_samples, tree.n_features
-    state = kk.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
+    state = kdm.maximin_start(tree.points, tree.perm, tree.n_nodes, int(first), tag, p, w, user)
     order, ell = state[0], state[1]
-    ranked = kk.ranked_leaves(n, m, tree.n_nodes)
+    ranked = kdm.ranked_leaves(n, m, tree.n_nodes)
     r_perm, r_pts, rank_pos, fill, min_rank = ranked
     pos_of = np.empty(n, dtype=np.int64)
     pos_of[tree.perm] = np.arange(n)
@@ -99,7 +101,7 @@ def maximin_conditioning(tree, X, first, k, metric_args, chunks_of, serial, para
             step = max(PIECE_MIN, n // 64)
             for t0 in range(1, n, step):
                 t1 = min(n, t0 + step)
-                kk.maximin_steps(t0, t1, *state, tree.points, tree.perm, tree.lo, tree.hi,
+                kdm.maximin_steps(t0, t1, *state, tree.points, tree.perm, tree.lo, tree.hi,
                                  tree.leaf_of, tag, *ranked)
                 done.put(t1)
         except BaseException as exc:  # re-raised by the caller
