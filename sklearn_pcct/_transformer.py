@@ -247,9 +247,12 @@ class PCCTTransformer(
         -------
         Xt : sparse matrix of shape (n_samples_transform, n_samples_fit)
             Xt[i, j] is assigned the weight of edge that connects i to j.
-            Only the neighbors have an explicit value.
-            The diagonal is always explicit.
-            The matrix is of CSR format.
+            Only the neighbors have an explicit value: ``n_neighbors`` per
+            row, ``n_neighbors + 1`` in 'distance' mode. On the fitted data
+            each sample is its own nearest neighbour, so the diagonal is
+            explicit, unless more than that many samples share its point:
+            the row then holds the smallest indices among them (as in
+            scikit-learn). The matrix is of CSR format.
 
         Examples
         --------
@@ -283,9 +286,12 @@ class PCCTTransformer(
         -------
         Xt : sparse matrix of shape (n_samples, n_samples)
             Xt[i, j] is assigned the weight of edge that connects i to j.
-            Only the neighbors have an explicit value.
-            The diagonal is always explicit.
-            The matrix is of CSR format.
+            Only the neighbors have an explicit value: ``n_neighbors`` per
+            row, ``n_neighbors + 1`` in 'distance' mode. On the fitted data
+            each sample is its own nearest neighbour, so the diagonal is
+            explicit, unless more than that many samples share its point:
+            the row then holds the smallest indices among them (as in
+            scikit-learn). The matrix is of CSR format.
 
         Examples
         --------

@@ -217,3 +217,30 @@ def test_float32_input_matches_sklearn(X, X_new):
         ra = A.data[A.indptr[i] : A.indptr[i + 1]]
         rb = np.sort(B.data[B.indptr[i] : B.indptr[i + 1]])
         np.testing.assert_allclose(ra, rb, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "cover_tree"])
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+def test_more_duplicates_than_neighbours_keep_the_smallest_indices(mode, algorithm):
+    # 8 samples share one point and 3 another: a row of the first group
+    # cannot hold all 8, so it holds the smallest indices (its own diagonal
+    # entry may be missing); sklearn's transformer gives the same sets. Rows
+    # of the second group hold its 3 samples and, at a tied distance, the
+    # smallest index of the first group (sklearn breaks that tie arbitrarily)
+    X = np.array([[0.0, 0.0]] * 8 + [[5.0, 5.0]] * 3)
+    k = 3 + (mode == "distance")
+    ours = PCCTTransformer(mode=mode, n_neighbors=3, algorithm=algorithm)
+    ref = KNeighborsTransformer(mode=mode, n_neighbors=3, algorithm="brute")
+    for G, R, Q in ((ours.fit_transform(X), ref.fit_transform(X), X),
+                    (ours.transform(X[::-1]), ref.transform(X[::-1]), X[::-1])):
+        assert G.format == "csr" and G.nnz == len(X) * k
+        np.testing.assert_array_equal(G.indptr, np.arange(0, len(X) * k + 1, k))
+        rows = G.indices.reshape(len(X), k)
+        first = Q[:, 0] == 0.0
+        np.testing.assert_array_equal(rows[first], np.tile(np.arange(k), (8, 1)))
+        np.testing.assert_array_equal(
+            np.sort(rows[first], axis=1), np.sort(R.indices.reshape(len(X), k)[first], axis=1)
+        )
+        expected = [8, 9, 10] if k == 3 else [0, 8, 9, 10]
+        np.testing.assert_array_equal(np.sort(rows[~first], axis=1),
+                                      np.tile(expected, (3, 1)))
