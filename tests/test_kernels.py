@@ -370,6 +370,41 @@ def _same_dynamic_trees(a, b):
         )
 
 
+@pytest.mark.parametrize("data", ["far_cluster", "duplicates", "grid_ties", "float32"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_build_is_the_same_with_all_pairs_or_searched_conflicts(data, n_threads, monkeypatch,
+                                                                rng):
+    # step 3 of a round: comparing all pairs of new nodes (conflicts_dense) and
+    # searching the marked subtrees (conflicts) find the same conflict graph,
+    # so the same tree. A tight cluster far from the tree puts its points at
+    # high levels: rows of hundreds of partners (beyond conflicts_dense's slab).
+    from sklearn_pcct._backends._numba import _tree_updates as tu
+
+    if data == "grid_ties":
+        X = np.stack(np.meshgrid(np.arange(30.0), np.arange(30.0)), -1).reshape(-1, 2)
+        X = X[rng.permutation(len(X))]
+        X, X_new = X[:400], X[400:]
+    else:
+        X = rng.random((600, 3))
+        X_new = 5.0 + 1e-3 * rng.random((700, 3))
+        if data == "duplicates":
+            X, X_new = X[rng.integers(0, 50, len(X))], X_new[rng.integers(0, 20, len(X_new))]
+        elif data == "float32":
+            X, X_new = X.astype(np.float32), X_new.astype(np.float32)
+    trees = []
+    for dense_max in (10**9, 0):  # every round all pairs / every round searched
+        monkeypatch.setattr(tu, "_DENSE_CONFLICTS_MAX", dense_max)
+        tree = BACKEND.build_dynamic(X, MetricSpec("euclidean"), n_threads)
+        trees.append(BACKEND.insert(tree, X_new, n_threads))
+    _same_dynamic_trees(*trees)
+    frozen = BACKEND.freeze(trees[0])
+    check_tree_invariants(frozen)
+    X_all = np.concatenate([X, X_new])
+    d, i = BACKEND.knn(frozen, X_all[::7], 4, n_threads)
+    D = pairwise_distances(X_all[::7], X_all, MetricSpec("euclidean"))
+    np.testing.assert_allclose(d, np.sort(D, axis=1)[:, :4], rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize(
     "data", ["uniform", "duplicates", "grid_ties", "tiny_offset", "float32", "clustered"]
 )

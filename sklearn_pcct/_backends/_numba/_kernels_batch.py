@@ -223,6 +223,8 @@ def resolve(ids, node_of, indptr, partners, t_of, ip, fp, cm, top, base, dp, dm,
 
 
 _N_PIVOTS = 4
+# partners kept per row by the parallel loop of conflicts_dense
+_SLAB = 16
 
 
 @njit(cache=True)
@@ -237,9 +239,13 @@ def _dense_check(P, t, s, ids, node_of, lev, piv, code, p, w, user):
 
 
 @njit(cache=True)
-def _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, pos, fill,
+def _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, pos, cap,
                code, p, w, user):
-    """Partners of ``t`` among the points whose first pivot distance is close."""
+    """Partners of ``t`` among the points whose first pivot distance is close.
+
+    Returns their number; the first ``cap`` of them are written to
+    ``out[pos:]`` (in a fixed order: the same on every call).
+    """
     cnt = 0
     m = srt.shape[0]
     reach = pow2(lev[t])  # min(l(t), l(s)) <= l(t)
@@ -249,7 +255,7 @@ def _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, pos, fill,
         while 0 <= u < m and abs(piv[srt[u], 0] - piv[t, 0]) <= reach:
             s = srt[u]
             if _dense_check(P, t, s, ids, node_of, lev, piv, code, p, w, user):
-                if fill:
+                if cnt < cap:
                     out[pos + cnt] = node_of[s]
                 cnt += 1
             u += step
@@ -263,28 +269,46 @@ def conflicts_dense(P, ids, node_of, J, code, p, w, user):
     Pairs are screened with their distances to a few pivot points
     (``|d(y, q) - d(z, q)| <= d(y, z)``): sorted by the first, each point
     only scans a window of the others, and most pairs in it cost no distance.
+    One parallel loop over the points (each parallel loop waits for all
+    threads at its end, which costs a scheduler time slice when another
+    process holds a core): the pivot distances are computed before it,
+    sequentially, and each row keeps its first ``_SLAB`` partners in a slab;
+    only longer rows are searched a second time.
     """
     m = node_of.shape[0]
     lev = J - 1
     n_piv = min(_N_PIVOTS, m)
     piv = np.empty((m, n_piv), dtype=np.float64)
-    for t in prange(m):
+    for t in range(m):
         for q in range(n_piv):
             piv[t, q] = distance(P, ids[t], P, ids[(q * m) // n_piv], code, p, w, user)
     srt = np.argsort(piv[:, 0])
     rank = np.empty(m, dtype=np.int64)
     rank[srt] = np.arange(m)
-    indptr = np.zeros(m + 1, dtype=np.int64)
-    dummy = np.empty(0, dtype=np.int64)
+    count = np.zeros(m, dtype=np.int64)
+    slab = np.empty(m * _SLAB, dtype=np.int64)
     for t in prange(m):
         if node_of[t] != -1:
-            indptr[t + 1] = _dense_row(P, t, ids, node_of, lev, piv, srt, rank, dummy,
-                                       np.int64(0), np.bool_(False), code, p, w, user)
+            count[t] = _dense_row(P, t, ids, node_of, lev, piv, srt, rank, slab, t * _SLAB,
+                                  np.int64(_SLAB), code, p, w, user)
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    n_long = 0
     for t in range(m):
-        indptr[t + 1] += indptr[t]
+        indptr[t + 1] = indptr[t] + count[t]
+        n_long += count[t] > _SLAB
     out = np.empty(indptr[m], dtype=np.int64)
-    for t in prange(m):
-        if indptr[t + 1] > indptr[t]:
-            _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, indptr[t], np.bool_(True),
+    long_rows = np.empty(n_long, dtype=np.int64)
+    j = 0
+    for t in range(m):
+        if count[t] > _SLAB:
+            long_rows[j] = t
+            j += 1
+        else:
+            for c in range(count[t]):
+                out[indptr[t] + c] = slab[t * _SLAB + c]
+    if n_long > 0:  # (a parallel loop of no iterations still wakes the threads)
+        for j in prange(n_long):
+            t = long_rows[j]
+            _dense_row(P, t, ids, node_of, lev, piv, srt, rank, out, indptr[t], count[t],
                        code, p, w, user)
     return indptr, out
