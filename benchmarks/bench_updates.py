@@ -179,7 +179,7 @@ class OursIncremental(UpdateMethod):
     key = "ours"
     name = "ours: PCCTTransformer partial_fit/remove, then graph_ (incremental)"
     module = "sklearn_pcct"
-    # the default: the kd-tree index in up to 8 features of a box metric,
+    # the default: the kd-tree index in up to 64 features of a box metric,
     # else the cover tree
     algorithm = "auto"
 

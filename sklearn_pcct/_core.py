@@ -12,15 +12,20 @@ __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
     "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "maximin_conditioning",
     "ordered_knn", "build_box",
-    "ordered_knn_brute", "uses_kd_tree", "KD_MAX_FEATURES",
+    "ordered_knn_brute", "uses_kd_tree", "KD_MAX_FEATURES", "KNN_KD_MAX_FEATURES",
 ]
 
-# "auto" answers k-NN queries (estimators) and builds the Vecchia index with
-# the kd-tree up to this many coordinates, box metrics only: measured faster
-# than the cover tree at d = 2, 3, 5 and 8 on uniform data
-# (benchmarks/RESULTS.md); the cover tree keeps higher dimensions, where data
-# usually has a much lower intrinsic dimension than coordinates.
+# "auto" builds the Vecchia index with the kd-tree up to this many
+# coordinates, box metrics only: measured faster than the cover tree at
+# d = 2, 3, 5 and 8 on uniform data (benchmarks/RESULTS.md).
 KD_MAX_FEATURES = 8
+# The estimators' k-NN index ("auto", box metrics) is the kd-tree up to this
+# many features: its build takes milliseconds where the cover tree's takes
+# seconds, and its queries were as fast or faster on every data set measured
+# (benchmarks/RESULTS.md, "kd-tree or cover tree"): uniform d = 12, 16, 32,
+# Gaussian d = 64, the 50-cluster mixture d = 16, the 3-D manifold in 64-D,
+# digits; a tie on a 3-D manifold in 256-D, beyond which nothing was measured.
+KNN_KD_MAX_FEATURES = 64
 
 
 def build(X, metric, backend, n_threads=1, progress=None):
@@ -511,12 +516,13 @@ def ordered_knn_brute(X, order, k, metric, backend, n_threads=1, progress=None):
     return backend.ordered_knn_brute(X, order, k, metric, n_threads, progress)
 
 
-def uses_kd_tree(algorithm, metric, n_features, backend):
+def uses_kd_tree(algorithm, metric, n_features, backend, max_features=KD_MAX_FEATURES):
     """Whether ``algorithm`` (``"auto"``, ``"cover_tree"`` or ``"kd_tree"``) means the kd-tree.
 
     ``"kd_tree"`` with a metric that has no distance-to-box bound raises
     ``ValueError``; ``"auto"`` picks the kd-tree for those metrics with at
-    most :data:`KD_MAX_FEATURES` features.
+    most ``max_features`` features (:data:`KD_MAX_FEATURES` for the Vecchia
+    index, :data:`KNN_KD_MAX_FEATURES` for the estimators).
 
     Examples
     --------
@@ -528,6 +534,10 @@ def uses_kd_tree(algorithm, metric, n_features, backend):
     True
     >>> uses_kd_tree("auto", MetricSpec("haversine"), 2, be)
     False
+    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 16, be)  # the Vecchia index
+    False
+    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 16, be, max_features=64)
+    True
     """
     supported = backend.supports_box(metric)
     if algorithm == "kd_tree":
@@ -539,4 +549,4 @@ def uses_kd_tree(algorithm, metric, n_features, backend):
                 "'auto' for this metric."
             )
         return True
-    return algorithm == "auto" and supported and n_features <= KD_MAX_FEATURES
+    return algorithm == "auto" and supported and n_features <= max_features

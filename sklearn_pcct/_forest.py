@@ -1,6 +1,6 @@
 """Updates of the estimators' kd-tree index (:class:`~sklearn_pcct._boxtree.BoxForest`).
 
-With ``algorithm="kd_tree"`` (``"auto"`` in up to eight features of a box
+With ``algorithm="kd_tree"`` (``"auto"`` in up to 64 features of a box
 metric) an estimator answers its k-NN queries from kd-trees. Updates keep
 them, rather than switching to a cover tree that would first have to be
 built (seconds for 10^5 points, where the kd-tree took 0.07 s):

@@ -15,8 +15,9 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
     A drop-in replacement for :class:`sklearn.neighbors.NearestNeighbors`:
     same methods, same results (ties broken by sample index), found with a
     compressed cover tree (Elkin and Kurlin) built and searched by Numba
-    kernels (queries run in parallel); in up to 8 dimensions a kd-tree
-    answers the k-nearest-neighbour queries of a fit (``algorithm``).
+    kernels (queries run in parallel); for euclidean, manhattan and
+    chebyshev data with up to 64 features a kd-tree answers the
+    k-nearest-neighbour queries of a fit (``algorithm``).
 
     Parameters
     ----------
@@ -35,8 +36,10 @@ class PCCTNeighbors(UpdatesMixin, KNeighborsMixin, RadiusNeighborsMixin, PCCTBas
         it also answers radius queries; ``partial_fit`` adds a small
         kd-tree of the new samples and ``remove`` masks samples out, until a
         rebuild folds them in (the cover tree of a kd-tree fit is built only
-        for ``tree_``). 'auto': the kd-tree for those metrics with at most 8
-        features, the cover tree otherwise.
+        for ``tree_``). 'auto': the kd-tree for those metrics with at most 64
+        features (its build takes milliseconds, and its searches were as
+        fast as the cover tree's or faster on every data set measured), the
+        cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric: 'euclidean', 'manhattan', 'chebyshev', 'minkowski'
         (with ``p >= 1``) or 'haversine' (2 features: latitude and longitude

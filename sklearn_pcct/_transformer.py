@@ -48,8 +48,10 @@ class PCCTTransformer(
         it also answers radius queries; ``partial_fit`` adds a small
         kd-tree of the new samples and ``remove`` masks samples out, until a
         rebuild folds them in (the cover tree of a kd-tree fit is built only
-        for ``tree_``). 'auto': the kd-tree for those metrics with at most 8
-        features, the cover tree otherwise.
+        for ``tree_``). 'auto': the kd-tree for those metrics with at most 64
+        features (its build takes milliseconds, and its searches were as
+        fast as the cover tree's or faster on every data set measured), the
+        cover tree otherwise.
     metric : str or callable, default='minkowski'
         A true metric, as for :class:`PCCTNeighbors`.
     p : float, default=2

@@ -137,21 +137,23 @@ def test_duplicates_beyond_k_follow_scikit_learns_self_rule():
     np.testing.assert_array_equal(ind[11], [7, 8, 9])
 
 
-def test_auto_picks_the_kd_tree_for_box_metrics_in_up_to_8_dimensions():
+def test_auto_picks_the_kd_tree_for_box_metrics_in_up_to_64_dimensions():
     rng = np.random.default_rng(0)
 
     def uses_kd(X, **kw):
         return PCCTNeighbors(**kw).fit(X)._pcct_state_.forest is not None
 
     assert uses_kd(rng.random((50, 8)))
+    assert uses_kd(rng.random((50, 16)))
+    assert uses_kd(rng.random((50, 64)))
     assert uses_kd(rng.random((50, 2)), metric="manhattan")
     assert uses_kd(rng.random((50, 3)), p=np.inf)
-    assert not uses_kd(rng.random((50, 9)))
+    assert not uses_kd(rng.random((50, 65)))
     assert not uses_kd(rng.random((50, 2)), metric="haversine")
     assert not uses_kd(rng.random((50, 2)), p=3)
     assert not uses_kd(rng.random((50, 2)), metric_params={"w": np.array([1.0, 2.0])})
     assert not uses_kd(rng.random((50, 2)), algorithm="cover_tree")
-    assert uses_kd(rng.random((50, 20)), algorithm="kd_tree")
+    assert uses_kd(rng.random((50, 80)), algorithm="kd_tree")
 
 
 @pytest.mark.parametrize("metric, params", [

@@ -244,11 +244,12 @@ def test_kneighbors_matches_brute_force(metric, dtype, data_kind, fitted_case):
 @pytest.mark.parametrize("d", [1, 2, 8, 64])  # d = 3: the matrix above
 @pytest.mark.parametrize("metric", [m for m in METRICS if m != "haversine"])
 @pytest.mark.parametrize("kind", ["clustered", "grid"])
-def test_kneighbors_dimensions(metric, d, dtype, kind, data_factory):
+@pytest.mark.parametrize("algorithm", ["auto", "cover_tree"])  # auto: kd-tree for box metrics
+def test_kneighbors_dimensions(metric, d, dtype, kind, algorithm, data_factory):
     n = 200 if metric in ("euclidean", "manhattan", "chebyshev") else 120
     X = data_factory(kind, n, d, dtype)
     kwargs = metric_kwargs(metric, d)
-    est = fit_checked(X, **kwargs)
+    est = fit_checked(X, algorithm=algorithm, **kwargs)
     nn = sklearn_brute(**kwargs).fit(X)
     sk_tol = sklearn_tolerance(metric, kind, dtype, X)
     Q = queries_for(data_factory, kind, X, 20, d, dtype)
