@@ -123,8 +123,7 @@ class PCCTBase(BaseEstimator):
         check_features(spec, X.shape[1])
         X = embed(X, spec)
         backend = resolve_backend(self.backend, X)
-        if _core.uses_kd_tree(self.algorithm, spec, X.shape[1], backend,
-                              max_features=_core.KNN_KD_MAX_FEATURES):
+        if _core.uses_kd_tree(self.algorithm, spec, X.shape[1], backend):
             with _progress(self, X.shape[0], "fit") as report:
                 forest = _forest.build_forest(X, spec, backend)
                 if report:

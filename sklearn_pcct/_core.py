@@ -12,20 +12,18 @@ __all__ = [
     "build", "build_dynamic", "insert", "remove", "freeze",
     "knn", "knn_fitted", "radius", "radius_fitted", "maximin", "maximin_conditioning",
     "ordered_knn", "build_box",
-    "ordered_knn_brute", "uses_kd_tree", "KD_MAX_FEATURES", "KNN_KD_MAX_FEATURES",
+    "ordered_knn_brute", "uses_kd_tree", "KD_MAX_FEATURES",
 ]
 
-# "auto" builds the Vecchia index with the kd-tree up to this many
-# coordinates, box metrics only: measured faster than the cover tree at
-# d = 2, 3, 5 and 8 on uniform data (benchmarks/RESULTS.md).
-KD_MAX_FEATURES = 8
-# The estimators' k-NN index ("auto", box metrics) is the kd-tree up to this
-# many features: its build takes milliseconds where the cover tree's takes
-# seconds, and its queries were as fast or faster on every data set measured
-# (benchmarks/RESULTS.md, "kd-tree or cover tree"): uniform d = 12, 16, 32,
-# Gaussian d = 64, the 50-cluster mixture d = 16, the 3-D manifold in 64-D,
-# digits; a tie on a 3-D manifold in 256-D, beyond which nothing was measured.
-KNN_KD_MAX_FEATURES = 64
+# "auto" answers the estimators' k-NN queries and builds the Vecchia index
+# with the kd-tree up to this many features, box metrics only: its build
+# takes milliseconds where the cover tree's takes seconds, and its searches
+# were as fast or faster on every data set measured (benchmarks/RESULTS.md,
+# "kd-tree or cover tree"): k-NN graphs on uniform d = 2 to 32, Gaussian
+# d = 64, a 50-cluster mixture in 16-D, a 3-D manifold in 64-D and digits
+# (a tie on a 3-D manifold in 256-D, beyond which nothing was measured);
+# Vecchia sets on uniform d = 2 to 50, the mixture and the manifold.
+KD_MAX_FEATURES = 64
 
 
 def build(X, metric, backend, n_threads=1, progress=None):
@@ -516,13 +514,12 @@ def ordered_knn_brute(X, order, k, metric, backend, n_threads=1, progress=None):
     return backend.ordered_knn_brute(X, order, k, metric, n_threads, progress)
 
 
-def uses_kd_tree(algorithm, metric, n_features, backend, max_features=KD_MAX_FEATURES):
+def uses_kd_tree(algorithm, metric, n_features, backend):
     """Whether ``algorithm`` (``"auto"``, ``"cover_tree"`` or ``"kd_tree"``) means the kd-tree.
 
     ``"kd_tree"`` with a metric that has no distance-to-box bound raises
     ``ValueError``; ``"auto"`` picks the kd-tree for those metrics with at
-    most ``max_features`` features (:data:`KD_MAX_FEATURES` for the Vecchia
-    index, :data:`KNN_KD_MAX_FEATURES` for the estimators).
+    most :data:`KD_MAX_FEATURES` features.
 
     Examples
     --------
@@ -534,10 +531,10 @@ def uses_kd_tree(algorithm, metric, n_features, backend, max_features=KD_MAX_FEA
     True
     >>> uses_kd_tree("auto", MetricSpec("haversine"), 2, be)
     False
-    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 16, be)  # the Vecchia index
-    False
-    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 16, be, max_features=64)
+    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 64, be)
     True
+    >>> uses_kd_tree("auto", MetricSpec("euclidean"), 65, be)
+    False
     """
     supported = backend.supports_box(metric)
     if algorithm == "kd_tree":
@@ -549,4 +546,4 @@ def uses_kd_tree(algorithm, metric, n_features, backend, max_features=KD_MAX_FEA
                 "'auto' for this metric."
             )
         return True
-    return algorithm == "auto" and supported and n_features <= max_features
+    return algorithm == "auto" and supported and n_features <= KD_MAX_FEATURES

@@ -160,9 +160,9 @@ def maximin_ordering(
         The index the search runs on; every choice gives the same answer.
         ``"kd_tree"``: a balanced kd-tree with tight boxes, for metrics with
         a distance-to-box bound (euclidean, manhattan, chebyshev); built in
-        milliseconds and several times faster in low dimensions.
+        milliseconds and several times faster (measured up to 50 features).
         ``"cover_tree"``: the compressed cover tree, any metric. ``"auto"``:
-        the kd-tree for those metrics with at most 8 features, the cover
+        the kd-tree for those metrics with at most 64 features, the cover
         tree otherwise.
     n_jobs : int, default=None
         Threads for building the tree (the ordering itself is sequential).
@@ -350,7 +350,7 @@ def vecchia_neighbors(
         :class:`ResidualCorrelationDistance` with many inducing points.
         ``"auto"``: brute force for a residual correlation metric with a
         fast-path kernel up to 50,000 points; otherwise the kd-tree for box
-        metrics with at most 8 features, the cover tree otherwise.
+        metrics with at most 64 features, the cover tree otherwise.
     n_jobs : int, default=None
         Threads (scikit-learn semantics: ``-1`` uses all cores).
     random_state : int, RandomState instance or None, default=None

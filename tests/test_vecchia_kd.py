@@ -130,7 +130,7 @@ def test_kd_vecchia_matches_brute_force(kind, metric, ordering):
     assert_predecessors_equal(order, nb, dist, D, nb_ref, dist_ref, rtol=1e-9)
 
 
-@pytest.mark.parametrize("d", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 8, 16, 64])
 @pytest.mark.parametrize("kind", KINDS)
 def test_kd_tree_and_cover_tree_agree_bit_for_bit(kind, d):
     """Same ordering, lengthscales, neighbours and distances, to the last bit."""
@@ -281,7 +281,7 @@ def test_kd_tree_accepts_minkowski_aliases(metric, p):
     assert (a != b).nnz == 0
 
 
-def test_auto_picks_the_kd_tree_only_for_box_metrics_in_low_dimension(monkeypatch):
+def test_auto_picks_the_kd_tree_only_for_box_metrics_in_up_to_64_dimensions(monkeypatch):
     from sklearn_pcct import _core
 
     built = []
@@ -289,8 +289,8 @@ def test_auto_picks_the_kd_tree_only_for_box_metrics_in_low_dimension(monkeypatc
     monkeypatch.setattr(_core, "build_box", lambda *a, **k: built.append("kd") or real_box(*a, **k))
     monkeypatch.setattr(_core, "build", lambda *a, **k: built.append("cover") or real_cover(*a, **k))
     rng = np.random.default_rng(7)
-    vecchia_neighbors(rng.random((50, 8)), 3)
-    vecchia_neighbors(rng.random((50, 9)), 3)
+    vecchia_neighbors(rng.random((50, 64)), 3)
+    vecchia_neighbors(rng.random((50, 65)), 3)
     vecchia_neighbors(rng.random((50, 2)), 3, metric="haversine")
     maximin_ordering(rng.random((50, 2)), metric="chebyshev")
     assert built == ["kd", "cover", "cover", "kd"]
