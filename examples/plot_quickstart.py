@@ -59,7 +59,7 @@ print(dist.shape, ind.shape, dist.dtype, ind.dtype)
 # Check exactness against brute force
 # -----------------------------------
 #
-# The cover tree is exact: for a random sample of queries, the neighbours and
+# The search is exact: for a random sample of queries, the neighbours and
 # distances must be those of an exhaustive search. (With continuous data,
 # exact ties are improbable; when they occur, PCCTNeighbors orders tied points
 # by index.) The brute-force search computes Euclidean distances through
@@ -79,12 +79,11 @@ print(f"largest distance difference: {np.abs(dist[sample] - dist_ref).max():.1e}
 # ---------------------------------------
 #
 # Best of three runs of ``fit`` and of ``kneighbors`` on the 5 000 queries,
-# next to scikit-learn's k-d tree and ball tree. With only two Euclidean
-# features, a k-d tree is about as strong a baseline as exists, and this
-# example does not try to beat it: a cover tree earns its keep on data whose
-# intrinsic dimension is lower than its number of features, with metrics a
-# k-d tree cannot use, and (later) with updates. The numbers depend on your
-# machine and on how busy it is.
+# next to scikit-learn's k-d tree and ball tree. With two Euclidean features
+# ``PCCTNeighbors`` answers on its own kd-tree index (``algorithm="auto"``;
+# ``algorithm="cover_tree"`` selects the compressed cover tree, the index for
+# metrics a k-d tree cannot use). The numbers depend on your machine and on
+# how busy it is.
 
 
 def best_of(func, repeat=3):

@@ -15,9 +15,10 @@ neighbours, and plots the times and their ratios.
 The sizes are kept small so that the example runs in seconds. The full-size
 figures, with more peers (pykdtree, faiss, hnswlib, pynndescent) and more
 workloads, are in ``benchmarks/RESULTS.md``; they were measured with
-``benchmarks/bench_knn.py``. In short: a cover tree pays off on data of low
-*intrinsic* dimension embedded in many features; with a few Euclidean
-features, a k-d tree is faster, often by a wide margin.
+``benchmarks/bench_knn.py``. Both datasets here are euclidean with at most
+64 features, so :class:`~sklearn_pcct.PCCTNeighbors` (``algorithm="auto"``)
+answers on its kd-tree index; ``algorithm="cover_tree"`` would use the
+compressed cover tree, the index for every other metric.
 """
 
 # %%
@@ -108,7 +109,7 @@ methods = {
 # Warm-up, timed on its own
 # -------------------------
 #
-# The cover tree's kernels are compiled by Numba on their first call and
+# sklearn-pcct's kernels are compiled by Numba on their first call and
 # cached on disk, so the first call in a new process loads them from the
 # cache (about a second or two) — or, the very first time after installing
 # the package, compiles them (much longer). That one-time cost is not part
@@ -206,31 +207,27 @@ for data in datasets:
 # How to read these numbers
 # -------------------------
 #
-# * **Uniform 2-D**: ``cKDTree`` is the fastest by a wide margin, and
-#   scikit-learn's trees are faster than the cover tree too. In two
-#   dimensions a k-d tree's buckets of points and cheap splits do far less
-#   work per point than a cover tree's per-node bookkeeping. The full-size
-#   benchmark (``benchmarks/RESULTS.md``, n = 100 000, k = 16) measured
-#   pykdtree about 14 times and ``cKDTree`` about 12 times faster than
-#   ``PCCTNeighbors`` for build + graph; and on uniform 8-D data
-#   (n = 100 000) ``cKDTree`` was about 7.5 times faster. For a few Euclidean features, use a k-d tree.
-# * **Manifold 64-D**: 64 features blunt the k-d trees' axis-aligned
-#   splits, while the cover tree adapts to the 3 intrinsic dimensions. At
-#   the small sizes of this example that does not pay off yet: the methods
-#   are within a factor of a few of each other, and ``cKDTree`` and brute
-#   force (fast matrix products for a few thousand points) are typically
-#   ahead. Their costs grow faster with ``n`` than ours — brute force as
-#   ``n^2`` — so the ratios tend to rise with ``n``; single runs on a busy
-#   machine are noisy, though. At n = 50 000 (k = 16) the full-size
-#   benchmark measured ``PCCTNeighbors`` about 2 times faster than the
-#   fastest exact peer for build + graph (1.98x in the latest run, 2.2x in
-#   the one before), and 2 000 fresh queries about 3 times faster than
-#   ``cKDTree`` and scikit-learn's k-d tree.
+# * **Uniform 2-D**: ``cKDTree`` and ``PCCTNeighbors`` are close;
+#   at small ``n`` fixed costs dominate and the order can change from run
+#   to run. The full-size benchmark (``benchmarks/RESULTS.md``,
+#   n = 100 000, k = 16) measured ``PCCTNeighbors`` at 0.94 times
+#   ``cKDTree``'s time for build + graph and pykdtree 1.4 times faster
+#   than ``PCCTNeighbors``; on uniform 8-D data ``PCCTNeighbors`` took 0.7
+#   times ``cKDTree``'s time.
+# * **Manifold 64-D**: the data have 64 columns but 3 intrinsic
+#   dimensions. At the small sizes of this example the methods are within
+#   a factor of a few of each other, and brute force (fast matrix products
+#   for a few thousand points) can be ahead. The costs of brute force and
+#   of scikit-learn's trees grow faster with ``n``, so the ratios tend to
+#   rise with ``n``; single runs on a busy machine are noisy, though. At
+#   n = 50 000 (k = 16) the full-size benchmark measured ``PCCTNeighbors``
+#   6 to 8 times faster than the fastest exact peer for build + graph, and
+#   the cover tree alone (``algorithm="cover_tree"``) about 3 times.
 #
 # Timings depend on the machine, its load and the number of threads. On a
 # busy machine the cover tree's multi-threaded build loses more than the
-# peers do: with other programs using the cores, we measured its ``fit``
-# on two threads slower than on one, while ``cKDTree`` was unaffected. Run
+# peers do (see the backends guide); the kd-tree index is built
+# sequentially and is not affected. Run
 # ``python benchmarks/bench_knn.py --workload all`` on a quiet machine for
 # figures that matter to you.
 
