@@ -3,7 +3,9 @@
 A live neighbour graph on a stream of points
 ==================================================
 
-A fitted cover tree can take new points and lose old ones without a rebuild.
+A fitted index (here the kd-tree that ``algorithm="auto"`` picks for two
+features; the cover tree with ``algorithm="cover_tree"``) can take new points
+and lose old ones without a rebuild.
 This example keeps the exact 10-nearest-neighbour graph of a sliding window
 of 20 000 locations current while batches of points arrive and the oldest
 ones leave, with :meth:`~sklearn_pcct.PCCTTransformer.partial_fit` and
