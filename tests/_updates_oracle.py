@@ -38,11 +38,11 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 GRID_RADII = (0.5, 1.2, 1.7, 2.5)
 
 
-def _spec(params):
+def spec_of(params):
     return resolve_metric(params.get("metric", "minkowski"), params.get("p", 2), None)[0]
 
 
-def _objs(rows):
+def object_array(rows):
     out = np.empty(len(rows), dtype=object)
     for i, r in enumerate(rows):
         out[i] = r
@@ -96,7 +96,7 @@ class Model:
 # -- checks against brute force ------------------------------------------------
 
 
-def _check_knn(dist, ind, dist_ref, ind_ref, exact, model, spec, X_query):
+def check_knn(dist, ind, dist_ref, ind_ref, exact, model, spec, X_query):
     assert ind.dtype.kind == "i"
     if exact:
         np.testing.assert_array_equal(ind, ind_ref)
@@ -108,7 +108,7 @@ def _check_knn(dist, ind, dist_ref, ind_ref, exact, model, spec, X_query):
         )
 
 
-def _check_radius(dist, ind, dist_ref, ind_ref, radius, exact):
+def check_radius(dist, ind, dist_ref, ind_ref, radius, exact):
     # on grid data no distance is within RTOL of the radius: exact boundary
     assert_radius_equal(dist, ind, dist_ref, ind_ref, radius, rtol=RTOL, sorted_rows=True)
     if exact:
@@ -116,7 +116,7 @@ def _check_radius(dist, ind, dist_ref, ind_ref, radius, exact):
             np.testing.assert_array_equal(a, b)
 
 
-def _expected_csr(n_ids, row_ids, ind_rows, data_rows):
+def expected_csr(n_ids, row_ids, ind_rows, data_rows):
     """CSR of shape (n_ids, n_ids) with the given rows at ``row_ids``, others empty."""
     counts = np.zeros(n_ids, dtype=np.int64)
     counts[row_ids] = [len(r) for r in ind_rows]
@@ -129,7 +129,7 @@ def _expected_csr(n_ids, row_ids, ind_rows, data_rows):
     return indptr, indices, data
 
 
-def _assert_csr(A, shape, indptr, indices, data):
+def assert_csr(A, shape, indptr, indices, data):
     assert sp.issparse(A) and A.format == "csr"
     assert A.shape == shape
     np.testing.assert_array_equal(A.indptr, indptr)
@@ -154,13 +154,13 @@ def check_against_model(est, model, spec, Q, radius, exact, check_tree=True):
     for k in sorted({1, min(3, n_live), n_live}):
         dist, ind = est.kneighbors(Q, n_neighbors=k)
         d_ref, i_ref = brute_force_knn(X_live, Q, k, spec)
-        _check_knn(dist, ind, d_ref, ids[i_ref], exact, model, spec, Q)
+        check_knn(dist, ind, d_ref, ids[i_ref], exact, model, spec, Q)
     with pytest.raises(ValueError, match="n_neighbors <= n_samples_fit"):
         est.kneighbors(Q, n_neighbors=n_live + 1)
     A = est.kneighbors_graph(Q, n_neighbors=min(2, n_live), mode="distance")
     d, i = est.kneighbors(Q, n_neighbors=min(2, n_live))
     k = d.shape[1]
-    _assert_csr(A, (len(Q), n_ids), np.arange(0, len(Q) * k + 1, k), i.ravel(), d.ravel())
+    assert_csr(A, (len(Q), n_ids), np.arange(0, len(Q) * k + 1, k), i.ravel(), d.ravel())
 
     # kneighbors(X=None): rows are the live ids, self excluded
     with pytest.raises(ValueError, match="n_neighbors < n_samples_fit"):
@@ -168,45 +168,45 @@ def check_against_model(est, model, spec, Q, radius, exact, check_tree=True):
     for k in sorted({1, min(3, n_live - 1), n_live - 1} & set(range(1, n_live))):
         dist, ind = est.kneighbors(None, n_neighbors=k)
         d_ref, i_ref = brute_force_knn(X_live, None, k, spec, exclude_self=True)
-        _check_knn(dist, ind, d_ref, ids[i_ref], exact, model, spec, X_live)
+        check_knn(dist, ind, d_ref, ids[i_ref], exact, model, spec, X_live)
         for mode in ("distance", "connectivity"):
             A = est.kneighbors_graph(None, n_neighbors=k, mode=mode)
             data = dist if mode == "distance" else np.ones_like(dist)
-            _assert_csr(A, (n_ids, n_ids), *_expected_csr(n_ids, ids, list(ind), list(data)))
+            assert_csr(A, (n_ids, n_ids), *expected_csr(n_ids, ids, list(ind), list(data)))
 
     # radius_neighbors(Q) and radius_neighbors(X=None)
     if not hasattr(est, "radius_neighbors"):  # PCCTTransformer
         return
     dist, ind = est.radius_neighbors(Q, radius=radius, sort_results=True)
     d_ref, i_ref = brute_force_radius(X_live, Q, radius * (1 + 1e-9), spec)
-    _check_radius(dist, ind, d_ref, _objs([ids[r] for r in i_ref]), radius, exact)
+    check_radius(dist, ind, d_ref, object_array([ids[r] for r in i_ref]), radius, exact)
     dist, ind = est.radius_neighbors(None, radius=radius, sort_results=True)
     assert len(ind) == n_live
     d_ref, i_ref = brute_force_radius(X_live, None, radius * (1 + 1e-9), spec, exclude_self=True)
-    _check_radius(dist, ind, d_ref, _objs([ids[r] for r in i_ref]), radius, exact)
+    check_radius(dist, ind, d_ref, object_array([ids[r] for r in i_ref]), radius, exact)
     A = est.radius_neighbors_graph(None, radius=radius, mode="distance", sort_results=True)
-    _assert_csr(A, (n_ids, n_ids), *_expected_csr(n_ids, ids, list(ind), list(dist)))
+    assert_csr(A, (n_ids, n_ids), *expected_csr(n_ids, ids, list(ind), list(dist)))
     # connectivity rows are not sorted (sort_results applies to mode='distance')
     A = est.radius_neighbors_graph(None, radius=radius, mode="connectivity")
     A.sort_indices()
     rows = [np.sort(r) for r in ind]
-    _assert_csr(A, (n_ids, n_ids),
-                *_expected_csr(n_ids, ids, rows, [np.ones(len(r)) for r in rows]))
+    assert_csr(A, (n_ids, n_ids),
+                *expected_csr(n_ids, ids, rows, [np.ones(len(r)) for r in rows]))
 
 
 
-def _graph_oracle(model, spec, n_neighbors, mode):
+def graph_oracle(model, spec, n_neighbors, mode):
     """The graph KNeighborsTransformer gives for the live points, in id space (exact)."""
     ids = model.ids
     k = n_neighbors + (mode == "distance")
     d_ref, i_ref = brute_force_knn(model.X_live, model.X_live, k, spec)
     data = d_ref if mode == "distance" else np.ones_like(d_ref)
-    return _expected_csr(model.n_ids, ids, list(ids[i_ref]), list(data))
+    return expected_csr(model.n_ids, ids, list(ids[i_ref]), list(data))
 
 
-def _check_graph_rows(G, model, spec, n_neighbors, mode, exact):
+def check_graph_rows(G, model, spec, n_neighbors, mode, exact):
     n_ids = model.n_ids
-    indptr, indices, data = _graph_oracle(model, spec, n_neighbors, mode)
+    indptr, indices, data = graph_oracle(model, spec, n_neighbors, mode)
     assert sp.issparse(G) and G.format == "csr" and G.shape == (n_ids, n_ids)
     np.testing.assert_array_equal(G.indptr, indptr)
     if exact:
@@ -232,11 +232,11 @@ def _check_graph_rows(G, model, spec, n_neighbors, mode, exact):
 # -- deterministic helpers -----------------------------------------------------
 
 
-def _grid_data(rng, n, d=2, side=4):
+def grid_data(rng, n, d=2, side=4):
     return rng.integers(0, side, (n, d)).astype(np.float64)
 
 
-def _tree_arrays(tree):
+def tree_arrays(tree):
     return {
         f.name: np.array(getattr(tree, f.name), copy=True)
         for f in dataclasses.fields(tree)
@@ -244,22 +244,22 @@ def _tree_arrays(tree):
     }
 
 
-def _assert_tree_arrays(tree, saved):
-    now = _tree_arrays(tree)
+def assert_tree_arrays(tree, saved):
+    now = tree_arrays(tree)
     assert now.keys() == saved.keys()
     for name, arr in saved.items():
         assert now[name].dtype == arr.dtype, name
         np.testing.assert_array_equal(now[name], arr, err_msg=name)
 
 
-def _record(est):
+def record(est):
     """Everything visible of a fitted estimator, copied."""
     out = {
         "state": est._pcct_state_,
         "n_samples_fit_": est.n_samples_fit_,
         "live_ids_": est.live_ids_.copy(),
         "version_": est.version_,
-        "tree": _tree_arrays(est.tree_),
+        "tree": tree_arrays(est.tree_),
         "tree_scalars": (est.tree_.n_samples, est.tree_.version, est.tree_.metric),
         "n_features_in_": est.n_features_in_,
         "keys": sorted(vars(est)),
@@ -270,12 +270,12 @@ def _record(est):
     return out
 
 
-def _assert_unchanged(est, rec):
+def assert_unchanged(est, rec):
     assert est._pcct_state_ is rec["state"]
     assert est.n_samples_fit_ == rec["n_samples_fit_"]
     np.testing.assert_array_equal(est.live_ids_, rec["live_ids_"])
     assert est.version_ == rec["version_"]
-    _assert_tree_arrays(est.tree_, rec["tree"])
+    assert_tree_arrays(est.tree_, rec["tree"])
     assert (est.tree_.n_samples, est.tree_.version, est.tree_.metric) == rec["tree_scalars"]
     assert est.n_features_in_ == rec["n_features_in_"]
     assert sorted(vars(est)) == rec["keys"]
@@ -290,8 +290,8 @@ def _assert_unchanged(est, rec):
 
 
 
-def _fitted_with_removals(cls, rng, dtype=np.float64, **params):
-    X = _grid_data(rng, 40, d=3)
+def fitted_with_removals(cls, rng, dtype=np.float64, **params):
+    X = grid_data(rng, 40, d=3)
     est = cls(n_neighbors=3, **params).fit(X.astype(dtype))
     model = Model(X, dtype)
     est.partial_fit(X[:5].astype(dtype))  # exact duplicates
@@ -304,9 +304,9 @@ def _fitted_with_removals(cls, rng, dtype=np.float64, **params):
     return est, model
 
 
-def _check_model(est, model, rng, radius=1.2):
-    spec = _spec({"metric": est.metric, "p": est.p})
-    Q = np.vstack([_grid_data(rng, 5, d=model.points.shape[1]), model.points[:3]])
+def check_model(est, model, rng, radius=1.2):
+    spec = spec_of({"metric": est.metric, "p": est.p})
+    Q = np.vstack([grid_data(rng, 5, d=model.points.shape[1]), model.points[:3]])
     check_against_model(est, model, spec, Q, radius, exact=True)
     if isinstance(est, PCCTTransformer):
-        _check_graph_rows(est.graph_, model, spec, est.n_neighbors, est.mode, exact=True)
+        check_graph_rows(est.graph_, model, spec, est.n_neighbors, est.mode, exact=True)

@@ -30,9 +30,9 @@ from _updates_oracle import (  # noqa: E402
     METRICS,
     RTOL,
     Model,
-    _check_graph_rows,
-    _spec,
     check_against_model,
+    check_graph_rows,
+    spec_of,
 )
 
 
@@ -148,7 +148,7 @@ HYP = settings(
 @given(data=st.data())
 def test_random_updates_match_brute_force(metric, dtype, data):
     params = METRICS[metric]
-    spec = _spec(params)
+    spec = spec_of(params)
     exact = data.draw(st.booleans(), label="integer grid data")
     radius = data.draw(
         st.sampled_from(GRID_RADII) if exact else st.floats(0.1, 2.0), label="radius"
@@ -179,7 +179,7 @@ def test_random_updates_match_brute_force(metric, dtype, data):
 @given(data=st.data())
 def test_random_updates_transformer_graph(metric, data):
     params = METRICS[metric]
-    spec = _spec(params)
+    spec = spec_of(params)
     exact = data.draw(st.booleans(), label="integer grid data")
     mode = data.draw(st.sampled_from(["distance", "connectivity"]), label="mode")
     n_neighbors = data.draw(st.integers(1, 3), label="n_neighbors")
@@ -194,7 +194,7 @@ def test_random_updates_transformer_graph(metric, data):
                 with pytest.raises(ValueError):
                     _ = est.graph_
                 return
-            _check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact)
+            check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact)
             # graph_ is what a fresh fit_transform of the live points gives
             fresh = PCCTTransformer(n_neighbors=n_neighbors, mode=mode, **params)
             F = fresh.fit_transform(model.X_live)
@@ -228,7 +228,7 @@ def test_update_sequences_on_adversarial_data(kind, metric, data_factory):
     pool = data_factory(kind, 4 * n, d)
     if kind == "exponential":  # the deep chain, inserted in shuffled batches
         pool = X[rng.permutation(n)]
-    spec = _spec({"metric": metric})
+    spec = spec_of({"metric": metric})
     est = PCCTNeighbors(metric=metric).fit(X[: n // 2])
     model = Model(X[: n // 2], np.float64)
     Q = np.vstack([data_factory(kind, 10, d), X[:3]])

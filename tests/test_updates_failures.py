@@ -23,11 +23,11 @@ if str(TESTS_DIR) not in sys.path:  # under --import-mode=importlib
 
 from _updates_oracle import (  # noqa: E402
     Model,
-    _assert_unchanged,
-    _check_model,
-    _fitted_with_removals,
-    _grid_data,
-    _record,
+    assert_unchanged,
+    check_model,
+    fitted_with_removals,
+    grid_data,
+    record,
 )
 
 
@@ -65,22 +65,22 @@ BAD_BATCH_NAMES = list(_bad_batches(3))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", BAD_BATCH_NAMES)
 def test_failed_partial_fit_leaves_estimator_unchanged(cls, dtype, case, rng):
-    est, model = _fitted_with_removals(cls, rng, dtype)
-    rec = _record(est)
+    est, model = fitted_with_removals(cls, rng, dtype)
+    rec = record(est)
     bad = _bad_batches(model.points.shape[1])[case]
     with pytest.raises((ValueError, TypeError)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
             est.partial_fit(bad)
-    _assert_unchanged(est, rec)
+    assert_unchanged(est, rec)
     # the next update works and is exact
-    new = _grid_data(rng, 6, d=3)
+    new = grid_data(rng, 6, d=3)
     est.partial_fit(new.astype(dtype))
     model.insert(new)
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
     est.remove([0, 44])
     model.remove([0, 44])
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
 
 
 def _bad_ids(est):
@@ -114,36 +114,36 @@ BAD_ID_NAMES = [
 @pytest.mark.parametrize("cls", [PCCTNeighbors, PCCTTransformer])
 @pytest.mark.parametrize("case", BAD_ID_NAMES)
 def test_failed_remove_leaves_estimator_unchanged(cls, case, rng):
-    est, model = _fitted_with_removals(cls, rng)
+    est, model = fitted_with_removals(cls, rng)
     assert set(_bad_ids(est)) == set(BAD_ID_NAMES)
-    rec = _record(est)
+    rec = record(est)
     with pytest.raises(ValueError):
         est.remove(_bad_ids(est)[case])
-    _assert_unchanged(est, rec)
+    assert_unchanged(est, rec)
     live = est.live_ids_
     ids = [live[0], live[-1], live[len(live) // 2]]
     est.remove(ids)
     model.remove(ids)
-    _check_model(est, model, rng)
-    new = _grid_data(rng, 4, d=3)
+    check_model(est, model, rng)
+    new = grid_data(rng, 4, d=3)
     est.partial_fit(new)
     model.insert(new)
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
 
 
 @pytest.mark.parametrize("cls", [PCCTNeighbors, PCCTTransformer])
 @pytest.mark.parametrize("ids", [[], np.zeros(0, dtype=np.int64), np.zeros(0)],
                          ids=["list", "int_array", "float_array"])
 def test_empty_remove_is_a_noop(cls, ids, rng):
-    est, model = _fitted_with_removals(cls, rng)
-    rec = _record(est)
+    est, model = fitted_with_removals(cls, rng)
+    rec = record(est)
     assert est.remove(ids) is est
-    _assert_unchanged(est, rec)
+    assert_unchanged(est, rec)
 
 
 @pytest.mark.parametrize("cls", [PCCTNeighbors, PCCTTransformer])
 def test_error_messages_of_remove(cls, rng):
-    est, _ = _fitted_with_removals(cls, rng)
+    est, _ = fitted_with_removals(cls, rng)
     with pytest.raises(ValueError, match="unknown ids"):
         est.remove([est.n_samples_fit_])
     with pytest.raises(ValueError, match="repeated"):
@@ -162,28 +162,28 @@ def test_updates_of_unfitted_estimator(cls, rng):
     with pytest.raises(ValueError):
         est.partial_fit([[np.nan, 0.0]])
     assert "_pcct_state_" not in vars(est) and not hasattr(est, "n_features_in_")
-    est.partial_fit(_grid_data(rng, 10))
+    est.partial_fit(grid_data(rng, 10))
     assert est.n_samples_fit_ == 10 and est.version_ == 0
 
 
 def test_failed_fit_after_updates_keeps_updated_state(rng):
-    est, model = _fitted_with_removals(PCCTNeighbors, rng)
-    rec = _record(est)
+    est, model = fitted_with_removals(PCCTNeighbors, rng)
+    rec = record(est)
     with pytest.raises(ValueError):
         est.fit([[np.nan, 0.0, 0.0]])
-    _assert_unchanged(est, rec)
-    _check_model(est, model, rng)
+    assert_unchanged(est, rec)
+    check_model(est, model, rng)
 
 
 @pytest.mark.parametrize("cls", [PCCTNeighbors, PCCTTransformer])
 def test_partial_fit_float32_overflow_is_rejected(cls, rng):
-    est, _ = _fitted_with_removals(cls, rng, np.float32)
-    rec = _record(est)
+    est, _ = fitted_with_removals(cls, rng, np.float32)
+    rec = record(est)
     with pytest.raises(ValueError):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             est.partial_fit(np.array([[1e300, 0.0, 0.0]]))
-    _assert_unchanged(est, rec)
+    assert_unchanged(est, rec)
 
 
 @pytest.mark.parametrize(
@@ -193,14 +193,14 @@ def test_partial_fit_float32_overflow_is_rejected(cls, rng):
     ids=["int32", "uint64", "list", "tuple", "np_scalar", "int", "int8"],
 )
 def test_remove_accepts_integer_ids_of_any_kind(ids, rng):
-    est, model = _fitted_with_removals(PCCTNeighbors, rng)
+    est, model = fitted_with_removals(PCCTNeighbors, rng)
     est.remove(ids)
     model.remove(np.atleast_1d(np.asarray(ids)).astype(np.int64))
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
 
 
 def test_live_ids_are_read_only(rng):
-    est, _ = _fitted_with_removals(PCCTNeighbors, rng)
+    est, _ = fitted_with_removals(PCCTNeighbors, rng)
     with pytest.raises(ValueError):
         est.live_ids_[0] = 1
     with pytest.raises(ValueError):
@@ -208,20 +208,20 @@ def test_live_ids_are_read_only(rng):
 
 
 def test_refit_with_other_features_resets_ids(rng):
-    est, _ = _fitted_with_removals(PCCTNeighbors, rng)
-    X = _grid_data(rng, 20, d=2)
+    est, _ = fitted_with_removals(PCCTNeighbors, rng)
+    X = grid_data(rng, 20, d=2)
     est.fit(X)
     assert est.n_samples_fit_ == 20 and est.version_ == 0 and est.n_features_in_ == 2
     np.testing.assert_array_equal(est.live_ids_, np.arange(20))
     with pytest.raises(ValueError, match="features"):
-        est.partial_fit(_grid_data(rng, 3, d=3))
+        est.partial_fit(grid_data(rng, 3, d=3))
     model = Model(X, np.float64)
-    new = _grid_data(rng, 3, d=2)
+    new = grid_data(rng, 3, d=2)
     est.partial_fit(new)
     model.insert(new)
     est.remove([19, 0])
     model.remove([19, 0])
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
 
 
 def _layouts(X):
@@ -242,21 +242,21 @@ def _layouts(X):
 @pytest.mark.parametrize("layout", list(_layouts(np.zeros((1, 1)))))
 @pytest.mark.parametrize("cls", [PCCTNeighbors, PCCTTransformer])
 def test_partial_fit_input_layouts(layout, cls, rng):
-    est, model = _fitted_with_removals(cls, rng)
-    new = _grid_data(rng, 6, d=3)
+    est, model = fitted_with_removals(cls, rng)
+    new = grid_data(rng, 6, d=3)
     given_rows = _layouts(new)[layout]
     est.partial_fit(given_rows)
     model.insert(new)
     if isinstance(given_rows, np.ndarray) and given_rows.flags.writeable:
         given_rows[...] = 99  # the estimator holds its own copy of the rows
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
 
 
 # -- removing every sample ------------------------------------------------------
 
 
 def _emptied(rng):
-    X = _grid_data(rng, 12)
+    X = grid_data(rng, 12)
     est = PCCTNeighbors(n_neighbors=2, radius=1.5).fit(X)
     est.remove(np.arange(12))
     return est
@@ -273,12 +273,12 @@ def test_remove_everything_then_refill(rng):
         est.kneighbors(None, n_neighbors=1)
     A = est.radius_neighbors_graph(None)
     assert A.shape == (12, 12) and A.nnz == 0
-    new = _grid_data(rng, 5)
+    new = grid_data(rng, 5)
     est.partial_fit(new)
     model = Model(np.vstack([est._pcct_state_.dynamic.points.data[:12], new]), np.float64)
     model.live[:12] = False
     model.version = 2
-    _check_model(est, model, rng)
+    check_model(est, model, rng)
 
 
 # run in a child process: the bug reads out of bounds and could crash the worker

@@ -19,9 +19,9 @@ if str(TESTS_DIR) not in sys.path:  # under --import-mode=importlib
 from _updates_oracle import (  # noqa: E402
     RTOL,
     Model,
-    _check_graph_rows,
-    _grid_data,
-    _spec,
+    check_graph_rows,
+    grid_data,
+    spec_of,
 )
 
 
@@ -53,7 +53,7 @@ def test_transformer_graph_matches_sklearn_after_updates(mode, metric, rng):
     np.testing.assert_array_equal(G0.indices, G_direct.indices)
     np.testing.assert_array_equal(G0.data, G_direct.data)
     model = Model(X, np.float64)
-    spec = _spec({"metric": metric})
+    spec = spec_of({"metric": metric})
     atol = 1e-7  # sklearn's GEMM euclidean distances
     k = n_neighbors + (mode == "distance")
     for step in range(8):
@@ -72,7 +72,7 @@ def test_transformer_graph_matches_sklearn_after_updates(mode, metric, rng):
         removed = np.flatnonzero(~model.live)
         assert np.all(np.diff(G.indptr)[removed] == 0)
         assert np.all(np.diff(G.indptr)[model.ids] == k)
-        _check_graph_rows(G, model, spec, n_neighbors, mode, exact=False)
+        check_graph_rows(G, model, spec, n_neighbors, mode, exact=False)
         indptr, indices, data = _sklearn_graph_in_id_space(
             model.X_live, model.ids, model.n_ids,
             n_neighbors=n_neighbors, mode=mode, metric=metric,
@@ -107,14 +107,14 @@ def _dense_dist(P, spec):
 
 @pytest.mark.parametrize("mode", ["distance", "connectivity"])
 def test_transformer_graph_grid_duplicates_exact(mode, rng):
-    X = _grid_data(rng, 60, d=2, side=4)  # 16 distinct points, many duplicates
+    X = grid_data(rng, 60, d=2, side=4)  # 16 distinct points, many duplicates
     est = PCCTTransformer(n_neighbors=4, mode=mode).fit(X)
     model = Model(X, np.float64)
-    spec = _spec({"metric": "euclidean"})
-    _check_graph_rows(est.graph_, model, spec, 4, mode, exact=True)
+    spec = spec_of({"metric": "euclidean"})
+    check_graph_rows(est.graph_, model, spec, 4, mode, exact=True)
     for step in range(10):
         if step % 3 == 0:
-            new = np.vstack([_grid_data(rng, 4, 2, 5), model.points[model.ids[:3]]])
+            new = np.vstack([grid_data(rng, 4, 2, 5), model.points[model.ids[:3]]])
             est.partial_fit(new)
             model.insert(new)
         else:
@@ -122,7 +122,7 @@ def test_transformer_graph_grid_duplicates_exact(mode, rng):
             gone = np.unique(np.concatenate(([root], rng.choice(model.ids, 4, replace=False))))
             est.remove(gone)
             model.remove(gone)
-        _check_graph_rows(est.graph_, model, spec, 4, mode, exact=True)
+        check_graph_rows(est.graph_, model, spec, 4, mode, exact=True)
 
 
 @pytest.mark.parametrize("mode", ["distance", "connectivity"])
@@ -135,8 +135,8 @@ def test_transformer_graph_too_few_live_samples(mode, rng):
     est.remove(np.arange(12 - k))  # exactly k live: still fine
     model = Model(X, np.float64)
     model.remove(np.arange(12 - k))
-    spec = _spec({"metric": "euclidean"})
-    _check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=False)
+    spec = spec_of({"metric": "euclidean"})
+    check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=False)
     est.remove([12 - k])
     model.remove([12 - k])
     with pytest.raises(ValueError) as expected:
@@ -149,32 +149,32 @@ def test_transformer_graph_too_few_live_samples(mode, rng):
     new = rng.normal(size=(3, 2))
     est.partial_fit(new)
     model.insert(new)
-    _check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=False)
+    check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=False)
 
 
 def test_transformer_graph_follows_parameter_changes(rng):
-    X = _grid_data(rng, 50, d=2, side=5)
+    X = grid_data(rng, 50, d=2, side=5)
     est = PCCTTransformer(n_neighbors=2).fit(X)
     model = Model(X, np.float64)
-    spec = _spec({"metric": "euclidean"})
+    spec = spec_of({"metric": "euclidean"})
     _ = est.graph_
     est.partial_fit(X[:4])
     model.insert(X[:4])
     for n_neighbors, mode in [(3, "distance"), (3, "connectivity"), (4, "connectivity"),
                               (2, "distance")]:
         est.set_params(n_neighbors=n_neighbors, mode=mode)
-        _check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=True)
+        check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=True)
         est.remove(model.ids[:2])
         model.remove(model.ids[:2])
-        _check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=True)
+        check_graph_rows(est.graph_, model, spec, n_neighbors, mode, exact=True)
 
 
 def test_transformer_fit_resets_graph(rng):
-    est = PCCTTransformer(n_neighbors=2).fit(_grid_data(rng, 30))
+    est = PCCTTransformer(n_neighbors=2).fit(grid_data(rng, 30))
     _ = est.graph_
     est.remove([0, 1, 2])
-    X = _grid_data(rng, 20)
+    X = grid_data(rng, 20)
     G = est.fit_transform(X)
     assert G.shape == (20, 20) and est.version_ == 0
-    _check_graph_rows(G, Model(X, np.float64), _spec({"metric": "euclidean"}), 2, "distance",
+    check_graph_rows(G, Model(X, np.float64), spec_of({"metric": "euclidean"}), 2, "distance",
                       exact=True)

@@ -28,14 +28,14 @@ if str(TESTS_DIR) not in sys.path:  # under --import-mode=importlib
 
 from _updates_oracle import (  # noqa: E402
     RTOL,
-    _assert_tree_arrays,
-    _assert_unchanged,
-    _check_model,
-    _fitted_with_removals,
-    _grid_data,
-    _record,
-    _spec,
-    _tree_arrays,
+    assert_tree_arrays,
+    assert_unchanged,
+    check_model,
+    fitted_with_removals,
+    grid_data,
+    record,
+    spec_of,
+    tree_arrays,
 )
 
 
@@ -93,7 +93,7 @@ def test_snapshots_and_old_trees_survive_updates(metric, rng, tmp_path):
 
     def keep():
         snap = est.snapshot()
-        history.append((snap, _answers(est, Q), est.tree_, _tree_arrays(est.tree_)))
+        history.append((snap, _answers(est, Q), est.tree_, tree_arrays(est.tree_)))
         _assert_same_answers(_answers(snap, Q), history[-1][1])
 
     keep()
@@ -115,7 +115,7 @@ def test_snapshots_and_old_trees_survive_updates(metric, rng, tmp_path):
     for snap, answers, tree, arrays in history:
         _assert_same_answers(_answers(snap, Q), answers)
         check_tree_invariants(tree)
-        _assert_tree_arrays(tree, arrays)
+        assert_tree_arrays(tree, arrays)
         assert snap.tree_ is tree
         for loaded in (pickle.loads(pickle.dumps(snap)), _joblib_roundtrip(snap, tmp_path)):
             assert type(loaded).__name__ == "PCCTSnapshot"
@@ -134,21 +134,21 @@ def _joblib_roundtrip(obj, tmp_path):
 
 @pytest.mark.parametrize("cls", [PCCTNeighbors, PCCTTransformer])
 def test_pickled_estimator_after_updates_keeps_updating(cls, rng):
-    est, model = _fitted_with_removals(cls, rng)
+    est, model = fitted_with_removals(cls, rng)
     buf = io.BytesIO()
     joblib.dump(est, buf)
     buf.seek(0)
     for loaded in (pickle.loads(pickle.dumps(est)), joblib.load(buf)):
         m = model.copy()
-        _check_model(loaded, m, rng)
-        new = _grid_data(rng, 7, d=3)
+        check_model(loaded, m, rng)
+        new = grid_data(rng, 7, d=3)
         loaded.partial_fit(new)
         m.insert(new)
-        _check_model(loaded, m, rng)
+        check_model(loaded, m, rng)
         loaded.remove(loaded.live_ids_[::4])
         m.remove(m.ids[::4])
-        _check_model(loaded, m, rng)
-    _check_model(est, model, rng)  # the original is untouched
+        check_model(loaded, m, rng)
+    check_model(est, model, rng)  # the original is untouched
 
 
 def test_snapshot_attributes_and_validation(rng):
@@ -198,7 +198,7 @@ def test_update_memory_is_a_small_fraction(update, algorithm):
     ids = est.live_ids_
     Q = rng.random((20, 4))
     dist, ind = est.kneighbors(Q)
-    d_ref, i_ref = brute_force_knn(X[ids], Q, 3, _spec({"metric": "euclidean"}))
+    d_ref, i_ref = brute_force_knn(X[ids], Q, 3, spec_of({"metric": "euclidean"}))
     assert_knn_equal(dist, ind, d_ref, ids[i_ref], rtol=RTOL)
 
 
@@ -218,7 +218,7 @@ def test_partial_fit_unfitted_equals_fit(cls, dtype, rng):
                  "backend_", "n_samples_fit_", "version_"):
         assert getattr(a, name) == getattr(b, name), name
     np.testing.assert_array_equal(a.live_ids_, np.arange(80))
-    _assert_tree_arrays(a.tree_, _tree_arrays(b.tree_))
+    assert_tree_arrays(a.tree_, tree_arrays(b.tree_))
     assert a.tree_.points.dtype == dtype
     Q = rng.random((6, 3)).astype(dtype)
     _assert_same_answers(list(a.kneighbors(Q)) + list(a.kneighbors()),
@@ -243,14 +243,14 @@ def test_partial_fit_feature_names(cls, rng):
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         est.partial_fit(rng.random((2, 3)))
     assert est.n_samples_fit_ == 37
-    rec = _record(est)
+    rec = record(est)
     with pytest.raises(ValueError, match="feature names should match"):
         est.partial_fit(pd.DataFrame(rng.random((2, 3)), columns=["a", "b", "x"]))
     with pytest.raises(ValueError, match="feature names"):
         est.partial_fit(pd.DataFrame(rng.random((2, 3)), columns=["c", "b", "a"]))
     with pytest.raises(ValueError):
         est.partial_fit(pd.DataFrame(rng.random((2, 4)), columns=cols + ["d"]))
-    _assert_unchanged(est, rec)
+    assert_unchanged(est, rec)
     np.testing.assert_array_equal(est.feature_names_in_, cols)
 
     plain = cls(n_neighbors=2).fit(df.values)
