@@ -46,6 +46,7 @@ __all__ = [
     "PDIST",
     "RADIUS",
     "NO_LEVEL",
+    "n_chunks",
     "ChunkPool",
     "PointStore",
     "DynamicTree",
@@ -90,7 +91,13 @@ def read_only_fields(obj, names):
             object.__setattr__(obj, name, arr)
 
 
-def _n_chunks(n):
+def n_chunks(n):
+    """Chunks needed for ``n`` slots (nodes or ids).
+
+    >>> from sklearn_pcct._dynamic import CHUNK, n_chunks
+    >>> n_chunks(0), n_chunks(1), n_chunks(CHUNK), n_chunks(CHUNK + 1)
+    (0, 1, 1, 2)
+    """
     return (n + MASK) >> SHIFT
 
 
@@ -228,8 +235,8 @@ class DynamicTree:
         """A tree without points."""
         return cls(
             points=PointStore(n_features, dtype, capacity),
-            node_pool=ChunkPool(N_INT, N_FLOAT, _n_chunks(capacity) + 1),
-            id_pool=ChunkPool(1, 0, _n_chunks(capacity) + 1),
+            node_pool=ChunkPool(N_INT, N_FLOAT, n_chunks(capacity) + 1),
+            id_pool=ChunkPool(1, 0, n_chunks(capacity) + 1),
             node_map=np.zeros(0, dtype=np.int64),
             id_map=np.zeros(0, dtype=np.int64),
             n_nodes=0,
@@ -268,8 +275,8 @@ class DynamicTree:
     def nbytes_full(self):
         """Bytes of a full, unshared copy of this version (points included)."""
         return (
-            _n_chunks(self.n_nodes) * self.node_pool.slot_bytes()
-            + _n_chunks(self.n_ids) * self.id_pool.slot_bytes()
+            n_chunks(self.n_nodes) * self.node_pool.slot_bytes()
+            + n_chunks(self.n_ids) * self.id_pool.slot_bytes()
             + self.node_map.nbytes
             + self.id_map.nbytes
             + self.n_ids * self.points.data.itemsize * self.n_features

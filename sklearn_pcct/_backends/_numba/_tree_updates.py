@@ -54,13 +54,9 @@ def _extended_map(cmap, n_chunks):
     return out
 
 
-def _n_chunks(n):
-    return (n + dyn.MASK) >> dyn.SHIFT
-
-
 def _mark_unplaced(id_pool, dm, dtop, dbase, lo, hi):
     """Own the id chunks of ids ``[lo, hi)`` and mark those ids as in no node."""
-    c_lo, c_hi = lo >> dyn.SHIFT, _n_chunks(hi)
+    c_lo, c_hi = lo >> dyn.SHIFT, dyn.n_chunks(hi)
     ints = id_pool.ints
     for c in range(c_lo, min(c_lo + 1, c_hi)):  # the first may be shared
         s = dm[c]
@@ -103,8 +99,8 @@ def insert(tree, X, n_threads, progress=None):
     ids = np.arange(first, first + m, dtype=np.int64)
     node_pool, id_pool = tree.node_pool, tree.id_pool
     cap_nodes = tree.n_nodes + 2 * m  # losers of a round may hold extra ids
-    n_chunk_nodes = _n_chunks(cap_nodes)
-    n_chunk_ids = _n_chunks(tree.n_ids + m)
+    n_chunk_nodes = dyn.n_chunks(cap_nodes)
+    n_chunk_ids = dyn.n_chunks(tree.n_ids + m)
     node_pool.reserve(n_chunk_nodes)
     id_pool.reserve(n_chunk_ids)
     cm = _extended_map(tree.node_map, n_chunk_nodes)
@@ -217,10 +213,10 @@ def remove(tree, ids, n_threads):
     if ids.size == 0:
         return tree
     node_pool, id_pool = tree.node_pool, tree.id_pool
-    node_pool.reserve(_n_chunks(tree.n_nodes))
-    id_pool.reserve(_n_chunks(tree.n_ids))
-    cm = _extended_map(tree.node_map, _n_chunks(tree.n_nodes))
-    dm = _extended_map(tree.id_map, _n_chunks(tree.n_ids))
+    node_pool.reserve(dyn.n_chunks(tree.n_nodes))
+    id_pool.reserve(dyn.n_chunks(tree.n_ids))
+    cm = _extended_map(tree.node_map, dyn.n_chunks(tree.n_nodes))
+    dm = _extended_map(tree.id_map, dyn.n_chunks(tree.n_ids))
     top = np.array([node_pool.top], dtype=np.int64)
     dtop = np.array([id_pool.top], dtype=np.int64)
     base, dbase = int(top[0]), int(dtop[0])
