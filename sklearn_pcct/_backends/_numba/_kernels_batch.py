@@ -292,20 +292,17 @@ def conflicts_dense(P, ids, node_of, J, code, p, w, user):
             count[t] = _dense_row(P, t, ids, node_of, lev, piv, srt, rank, slab, t * _SLAB,
                                   np.int64(_SLAB), code, p, w, user)
     indptr = np.zeros(m + 1, dtype=np.int64)
-    n_long = 0
     for t in range(m):
         indptr[t + 1] = indptr[t] + count[t]
-        n_long += count[t] > _SLAB
     out = np.empty(indptr[m], dtype=np.int64)
-    long_rows = np.empty(n_long, dtype=np.int64)
-    j = 0
+    long_rows = np.empty(m, dtype=np.int64)
+    n_long = 0
     for t in range(m):
         if count[t] > _SLAB:
-            long_rows[j] = t
-            j += 1
+            long_rows[n_long] = t
+            n_long += 1
         else:
-            for c in range(count[t]):
-                out[indptr[t] + c] = slab[t * _SLAB + c]
+            out[indptr[t] : indptr[t + 1]] = slab[t * _SLAB : t * _SLAB + count[t]]
     if n_long > 0:  # (a parallel loop of no iterations still wakes the threads)
         for j in prange(n_long):
             t = long_rows[j]
